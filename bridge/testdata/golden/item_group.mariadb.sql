@@ -1,0 +1,23 @@
+create table `tabItem Group` (
+	`name` varchar(140) primary key,
+	`creation` datetime(6),
+	`modified` datetime(6),
+	`modified_by` varchar(140),
+	`owner` varchar(140),
+	`docstatus` int(1) not null default '0',
+	`idx` int(8) not null default '0',
+	`item_group_name` varchar(140) unique,
+	`parent_item_group` varchar(140),
+	`is_group` int(1) not null default 0,
+	`image` text,
+	`lft` int(11) not null default 0,
+	`old_parent` varchar(140),
+	`rgt` int(11) not null default 0,
+	`_user_tags` text,
+	`_comments` text,
+	`_assign` text,
+	`_liked_by` text,
+	index `lft`(`lft`),
+	index `rgt`(`rgt`),
+	index `modified`(`modified`)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC CHARACTER SET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

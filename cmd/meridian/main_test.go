@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// meridianBin is the meridian binary built once for the tests that run it
+// as a separate process, as users do.
+var meridianBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "meridian-bin")
+	if err != nil {
+		panic(err)
+	}
+	meridianBin = filepath.Join(dir, "meridian")
+	build := exec.Command("go", "build", "-o", meridianBin, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building meridian: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func meridian(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(meridianBin, args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,441 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"meridian/crdt"
+	"meridian/replica"
+)
+
+// The admin API, on loopback only, for the CLI and local tools. Every
+// /api/ path needs "Authorization: Bearer <token>" with the token from the
+// data directory's api.token. Documents use the shape of Frappe's
+// /api/resource/DOCTYPE/NAME.
+
+// maxBody bounds request bodies.
+const maxBody = 8 << 20
+
+func (n *Node) startAPI() error {
+	token, err := ReadToken(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	auth := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			got := r.Header.Get("Authorization")
+			if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="meridian"`)
+				writeErr(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token: send Authorization: Bearer <the token in api.token of the data directory>"))
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /api/status", auth(n.handleStatus))
+	mux.HandleFunc("GET /api/peers", auth(n.handlePeers))
+	mux.HandleFunc("POST /api/peers", auth(n.handleAddPeer))
+	mux.HandleFunc("DELETE /api/peers/{id}", auth(n.handleRemovePeer))
+	mux.HandleFunc("GET /api/resource/{doctype}", auth(n.handleList))
+	mux.HandleFunc("POST /api/resource/{doctype}", auth(n.handleCreate))
+	mux.HandleFunc("GET /api/resource/{doctype}/{name}", auth(n.handleGet))
+	mux.HandleFunc("PUT /api/resource/{doctype}/{name}", auth(n.handlePut))
+	mux.HandleFunc("DELETE /api/resource/{doctype}/{name}", auth(n.handleDelete))
+	mux.HandleFunc("GET /api/conflicts", auth(n.handleConflicts))
+	mux.HandleFunc("POST /api/network/pause", auth(func(w http.ResponseWriter, r *http.Request) {
+		n.Pause()
+		writeJSON(w, http.StatusOK, map[string]string{"message": "network paused"})
+	}))
+	mux.HandleFunc("POST /api/network/resume", auth(func(w http.ResponseWriter, r *http.Request) {
+		n.Resume(r.Context())
+		writeJSON(w, http.StatusOK, map[string]string{"message": "network resumed"})
+	}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{}))
+	// Go profiles, for operators chasing a slow node (token required).
+	mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", auth(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", auth(pprof.Trace))
+	ln, err := net.Listen("tcp", n.cfg.API)
+	if err != nil {
+		return fmt.Errorf("node: admin API on %s: %w", n.cfg.API, err)
+	}
+	n.apiLn = ln
+	n.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.fail(fmt.Errorf("node: admin API: %w", err))
+		}
+	}()
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// Status is what GET /api/status returns.
+type Status struct {
+	Site     string           `json:"site"`
+	Addrs    []string         `json:"addrs"`
+	Peers    []PeerStatus     `json:"peers"`
+	Members  int              `json:"members"`
+	Doctypes []DoctypeStatus  `json:"doctypes"`
+	Waiting  int              `json:"waiting_batches"`
+	Store    int64            `json:"store_bytes"`
+	Paused   bool             `json:"network_paused"`
+	Counters map[string]int64 `json:"counters"`
+}
+
+// PeerStatus is one peer-book entry.
+type PeerStatus struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Connected bool     `json:"connected"`
+	Source    string   `json:"source"`
+	LastSeen  string   `json:"last_seen,omitempty"`
+}
+
+// DoctypeStatus is one doctype's replication state.
+type DoctypeStatus struct {
+	Doctype   string `json:"doctype"`
+	Documents int    `json:"documents"`
+	Digest    string `json:"digest"`
+	VV        string `json:"version_vector"`
+}
+
+func (n *Node) peerStatus() []PeerStatus {
+	out := []PeerStatus{}
+	for _, p := range n.host.Peers() {
+		ps := PeerStatus{ID: p.ID.String(), Connected: p.Connected, Source: fmt.Sprint(p.Source)}
+		for _, a := range p.Addrs {
+			ps.Addrs = append(ps.Addrs, a.String())
+		}
+		if !p.LastSeen.IsZero() {
+			ps.LastSeen = p.LastSeen.UTC().Format(time.RFC3339)
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := Status{Site: string(n.site), Addrs: n.addrStrings(), Peers: n.peerStatus(), Members: len(n.host.Members()),
+		Store: n.store.Size(), Paused: n.paused.Load(), Counters: map[string]int64{}, Doctypes: []DoctypeStatus{}}
+	err := n.do(r.Context(), func(rp *replica.Replica) error {
+		st.Waiting = rp.Waiting()
+		for _, dt := range rp.Doctypes() {
+			names, err := rp.Names(dt, "", 0)
+			if err != nil {
+				return err
+			}
+			g, err := rp.StateDigest(dt)
+			if err != nil {
+				return err
+			}
+			st.Doctypes = append(st.Doctypes, DoctypeStatus{Doctype: dt, Documents: len(names), Digest: hex.EncodeToString(g[:8]), VV: rp.VersionVector(dt).String()})
+		}
+		return nil
+	})
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	for _, s := range n.host.Stats() {
+		st.Counters["frames_in"] += int64(s.FramesIn)
+		st.Counters["frames_out"] += int64(s.FramesOut)
+		st.Counters["bytes_in"] += int64(s.BytesIn)
+		st.Counters["bytes_out"] += int64(s.BytesOut)
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (n *Node) handlePeers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"data": n.peerStatus()})
+}
+
+func (n *Node) handleAddPeer(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Addr string `json:"addr"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&req); err != nil || req.Addr == "" {
+		writeErr(w, http.StatusBadRequest, errors.New(`body must be {"addr": "/ip4/…/tcp/…/p2p/12D3KooW…"}`))
+		return
+	}
+	id, err := n.host.AddPeer(req.Addr)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id.String(), "message": "added; dialling"})
+}
+
+func (n *Node) handleRemovePeer(w http.ResponseWriter, r *http.Request) {
+	id, err := peer.Decode(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%q is not a peer ID (12D3KooW…): %v", r.PathValue("id"), err))
+		return
+	}
+	if err := n.host.RemovePeer(id); err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "removed"})
+}
+
+func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
+	dt := r.PathValue("doctype")
+	if err := crdt.ValidateName("doctype", dt); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	after := r.URL.Query().Get("after")
+	var names []string
+	err := n.do(r.Context(), func(rp *replica.Replica) error {
+		all, err := rp.Names(dt, after, 0)
+		if err != nil {
+			return err
+		}
+		for _, name := range all { // only documents that exist (not deleted)
+			d, err := rp.Doc(dt, name)
+			if err != nil {
+				return err
+			}
+			if d.Exists() {
+				names = append(names, name)
+				if limit > 0 && len(names) >= limit {
+					break
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	data := make([]map[string]string, len(names))
+	for i, nm := range names {
+		data[i] = map[string]string{"name": nm}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
+	dt, name := r.PathValue("doctype"), r.PathValue("name")
+	var v *crdt.View
+	err := n.do(r.Context(), func(rp *replica.Replica) error {
+		d, err := rp.Doc(dt, name)
+		if err != nil {
+			return err
+		}
+		v = d.View()
+		return nil
+	})
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if !v.Exists {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("%s %s not found", dt, name))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": v})
+}
+
+func newRowName() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// write proposes the changes that turn a document into the body's
+// version and waits until they are durable. create: the document must
+// not exist yet.
+func (n *Node) write(w http.ResponseWriter, r *http.Request, dt, name string, create bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("body unreadable or over %d bytes", maxBody))
+		return
+	}
+	des, err := crdt.ParseDesired(body, newRowName)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	var view *crdt.View
+	status := http.StatusOK
+	err = n.propose(r.Context(), func(rp *replica.Replica) ([]replica.Edit, error) {
+		var ops []crdt.Op
+		var exists bool
+		if err := rp.Read(dt, name, func(d *crdt.Doc) {
+			exists = d.Exists()
+			ops = d.Diff(des)
+			view = d.View()
+		}); err != nil {
+			return nil, err
+		}
+		if create && exists {
+			status = http.StatusConflict
+			return nil, fmt.Errorf("%s %s already exists", dt, name)
+		}
+		if len(ops) == 0 {
+			return nil, nil
+		}
+		dot, err := rp.Propose(replica.Proposal{Doctype: dt, Name: name, Ops: ops})
+		if err != nil {
+			return nil, err
+		}
+		_ = rp.Read(dt, name, func(d *crdt.Doc) { view = d.View() })
+		return []replica.Edit{{Doctype: dt, Dot: dot}}, nil
+	})
+	if err != nil {
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+		writeErr(w, status, err)
+		return
+	}
+	writeJSON(w, status, map[string]any{"data": view})
+}
+
+func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
+	n.write(w, r, r.PathValue("doctype"), r.PathValue("name"), false)
+}
+
+func (n *Node) handleCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	var head struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil || head.Name == "" {
+		writeErr(w, http.StatusBadRequest, errors.New(`POST needs a JSON object with a "name"`))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	n.write(w, r, r.PathValue("doctype"), head.Name, true)
+}
+
+func (n *Node) handleDelete(w http.ResponseWriter, r *http.Request) {
+	dt, name := r.PathValue("doctype"), r.PathValue("name")
+	status := http.StatusOK
+	err := n.propose(r.Context(), func(rp *replica.Replica) ([]replica.Edit, error) {
+		d, err := rp.Doc(dt, name)
+		if err != nil {
+			return nil, err
+		}
+		if !d.Exists() {
+			status = http.StatusNotFound
+			return nil, fmt.Errorf("%s %s not found", dt, name)
+		}
+		dot, err := rp.Propose(replica.Proposal{Doctype: dt, Name: name, Ops: []crdt.Op{{Kind: crdt.OpDelete}}})
+		if err != nil {
+			return nil, err
+		}
+		return []replica.Edit{{Doctype: dt, Dot: dot}}, nil
+	})
+	if err != nil {
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+		writeErr(w, status, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "ok"})
+}
+
+// ConflictJSON is one conflict in API responses.
+type ConflictJSON struct {
+	Doctype string            `json:"doctype"`
+	Name    string            `json:"name"`
+	Table   string            `json:"table,omitempty"`
+	Row     string            `json:"row,omitempty"`
+	Field   string            `json:"field"`
+	Values  []ConflictValJSON `json:"values"`
+}
+
+// ConflictValJSON is one concurrent value of a conflict.
+type ConflictValJSON struct {
+	Value  any    `json:"value"`
+	Site   string `json:"site"`
+	Time   string `json:"time"`
+	Winner bool   `json:"shown"`
+}
+
+func (n *Node) handleConflicts(w http.ResponseWriter, r *http.Request) {
+	only := r.URL.Query().Get("doctype")
+	out := []ConflictJSON{}
+	err := n.do(r.Context(), func(rp *replica.Replica) error {
+		for _, dt := range rp.Doctypes() {
+			if only != "" && dt != only {
+				continue
+			}
+			names, err := rp.Names(dt, "", 0)
+			if err != nil {
+				return err
+			}
+			for _, name := range names {
+				d, err := rp.Doc(dt, name)
+				if err != nil {
+					return err
+				}
+				for _, c := range d.Conflicts() {
+					cj := ConflictJSON{Doctype: dt, Name: name, Table: c.Table, Row: c.Row, Field: c.Field}
+					for i, v := range c.Values {
+						cj.Values = append(cj.Values, ConflictValJSON{Value: jsonValue(v.Value), Site: string(v.Dot.Site),
+							Time: time.UnixMilli(v.HLC.Physical()).UTC().Format(time.RFC3339Nano), Winner: i == c.Winner})
+					}
+					out = append(out, cj)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": out})
+}
+
+func jsonValue(v crdt.Value) any {
+	switch v.Kind {
+	case crdt.KindStr:
+		return v.Str
+	case crdt.KindInt:
+		return v.Int
+	case crdt.KindDec:
+		return json.Number(v.Str)
+	case crdt.KindRemoved:
+		return "(row removed)"
+	}
+	return nil
+}

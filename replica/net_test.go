@@ -1,0 +1,296 @@
+package replica
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"meridian/crdt"
+)
+
+// testNet is an in-process network of replicas for tests: messages queue
+// until delivered, links can be cut, sites can crash and restart from
+// their stores.
+type testNet struct {
+	t     fataler
+	nodes map[crdt.SiteID]*testNode
+	order []crdt.SiteID
+	keys  crdt.KeyRing
+	queue []Message
+	cut   map[[2]crdt.SiteID]bool // directed: from → to dropped
+	now   int64
+	open  func(site crdt.SiteID) DurableStore // opens a site's store (again)
+	log   []string
+	cfg   func(*Config)
+}
+
+type testNode struct {
+	id    crdt.SiteID
+	r     *Replica
+	store DurableStore
+	mem   *MemStore
+	priv  ed25519.PrivateKey
+	down  bool
+}
+
+// fataler is what the harness needs of *testing.T and *rapid.T.
+type fataler interface {
+	Fatalf(string, ...any)
+	Fatal(...any)
+}
+
+func newTestNet(t fataler) *testNet {
+	return &testNet{t: t, nodes: map[crdt.SiteID]*testNode{}, keys: crdt.KeyRing{}, cut: map[[2]crdt.SiteID]bool{}, now: 1_700_000_000_000}
+}
+
+func keyFor(site crdt.SiteID) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("meridian-test-key/" + site))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+func (n *testNet) add(id crdt.SiteID) *testNode {
+	priv := keyFor(id)
+	n.keys[id] = priv.Public().(ed25519.PublicKey)
+	nd := &testNode{id: id, priv: priv}
+	if n.open != nil {
+		nd.store = n.open(id)
+	} else {
+		nd.mem = NewMemStore()
+		nd.store = nd.mem
+	}
+	n.nodes[id] = nd
+	n.order = append(n.order, id)
+	n.start(nd)
+	return nd
+}
+
+func (n *testNet) start(nd *testNode) {
+	cfg := Config{Site: nd.id, Signer: crdt.Ed25519Signer{ID: nd.id, Key: nd.priv}, Verifier: n.keys, SyncIntervalMs: 1000}
+	if n.cfg != nil {
+		n.cfg(&cfg)
+	}
+	r, err := New(cfg, nd.store)
+	if err != nil {
+		n.t.Fatalf("start %s: %v", nd.id, err)
+	}
+	r.Tick(n.now)
+	nd.r = r
+	nd.down = false
+}
+
+// crash discards a site's in-memory state; its store keeps what was applied.
+func (n *testNet) crash(id crdt.SiteID) {
+	nd := n.nodes[id]
+	nd.down = true
+	nd.r = nil
+	var kept []Message
+	for _, m := range n.queue {
+		if m.To != id && m.From != id {
+			kept = append(kept, m)
+		}
+	}
+	n.queue = kept
+	for _, o := range n.nodes {
+		if o.r != nil {
+			o.r.RemovePeer(id)
+		}
+	}
+}
+
+func (n *testNet) restart(id crdt.SiteID) {
+	nd := n.nodes[id]
+	if nd.mem != nil {
+		nd.mem = nd.mem.Reopen()
+		nd.store = nd.mem
+	} else {
+		if err := nd.store.Close(); err != nil {
+			n.t.Fatalf("close %s: %v", id, err)
+		}
+		nd.store = n.open(id)
+	}
+	n.start(nd)
+}
+
+func (n *testNet) connect(a, b crdt.SiteID) {
+	n.nodes[a].r.AddPeer(b)
+	n.nodes[b].r.AddPeer(a)
+}
+
+func (n *testNet) disconnect(a, b crdt.SiteID) {
+	n.nodes[a].r.RemovePeer(b)
+	n.nodes[b].r.RemovePeer(a)
+}
+
+// process runs one Ready/persist/send/Advance cycle of a site.
+func (n *testNet) process(id crdt.SiteID) (Ready, bool) {
+	nd := n.nodes[id]
+	if nd.down || !nd.r.HasReady() {
+		return Ready{}, false
+	}
+	rd, err := nd.r.Ready()
+	if err != nil {
+		n.t.Fatalf("%s ready: %v", id, err)
+	}
+	if err := nd.store.Apply(rd.Writes); err != nil {
+		n.t.Fatalf("%s apply: %v", id, err)
+	}
+	for _, m := range rd.Messages {
+		m.From = id
+		// Round-trip every message through the wire encoding.
+		raw, err := EncodeMessage(&m)
+		if err != nil {
+			n.t.Fatalf("encode: %v", err)
+		}
+		dec, err := DecodeMessage(raw)
+		if err != nil {
+			n.t.Fatalf("decode %v: %v", m.Type, err)
+		}
+		dec.From, dec.To = m.From, m.To
+		n.queue = append(n.queue, *dec)
+	}
+	for _, e := range rd.Events {
+		line := fmt.Sprintf("%s: %s %s from %s (origin %s)", id, e.Kind, e.Doctype, e.Peer, e.Origin)
+		if e.Err != nil {
+			line += ": " + e.Err.Error()
+		}
+		n.log = append(n.log, line)
+	}
+	nd.r.Advance(rd)
+	return rd, true
+}
+
+// deliver hands queued messages to their receivers (dropping those on cut
+// links or to crashed sites); filter picks which.
+func (n *testNet) deliver(filter func(Message) bool) int {
+	var now, later []Message
+	for _, m := range n.queue {
+		if filter == nil || filter(m) {
+			now = append(now, m)
+		} else {
+			later = append(later, m)
+		}
+	}
+	n.queue = later
+	count := 0
+	for _, m := range now {
+		to := n.nodes[m.To]
+		if to == nil || to.down || n.cut[[2]crdt.SiteID{m.From, m.To}] {
+			continue
+		}
+		_ = to.r.Step(m)
+		count++
+	}
+	return count
+}
+
+// stabilize processes and delivers until nothing moves.
+func (n *testNet) stabilize() {
+	for i := 0; i < 1000; i++ {
+		moved := false
+		for _, id := range n.order {
+			if _, ok := n.process(id); ok {
+				moved = true
+			}
+		}
+		if n.deliver(nil) > 0 {
+			moved = true
+		}
+		if !moved {
+			return
+		}
+	}
+	n.t.Fatalf("network did not stabilize")
+}
+
+func (n *testNet) tick(ms int64) {
+	n.now += ms
+	for _, id := range n.order {
+		if nd := n.nodes[id]; !nd.down {
+			nd.r.Tick(n.now)
+		}
+	}
+}
+
+// put writes fields (name=value) of a document on a site, creating it.
+func (n *testNet) put(id crdt.SiteID, dt, name string, kv ...string) crdt.Dot {
+	r := n.nodes[id].r
+	doc, err := r.Doc(dt, name)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var ops []crdt.Op
+	if !doc.Exists() {
+		ops = append(ops, crdt.Op{Kind: crdt.OpCreate})
+	}
+	for _, s := range kv {
+		k, v, _ := strings.Cut(s, "=")
+		ops = append(ops, crdt.Op{Kind: crdt.OpSet, Field: k, Value: crdt.Str(v)})
+	}
+	dot, err := r.Propose(Proposal{Doctype: dt, Name: name, Ops: ops})
+	if err != nil {
+		n.t.Fatalf("put on %s: %v", id, err)
+	}
+	return dot
+}
+
+func (n *testNet) digests(dt string) map[crdt.SiteID]string {
+	out := map[crdt.SiteID]string{}
+	for _, id := range n.order {
+		nd := n.nodes[id]
+		if nd.down {
+			continue
+		}
+		g, err := nd.r.StateDigest(dt)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		out[id] = fmt.Sprintf("%x", g[:6])
+	}
+	return out
+}
+
+func (n *testNet) converged(dt string) bool {
+	var first string
+	for _, g := range n.digests(dt) {
+		if first == "" {
+			first = g
+		} else if g != first {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedSites(m map[crdt.SiteID]string) []crdt.SiteID {
+	var out []crdt.SiteID
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func TestTwoReplicasExchangeEdits(t *testing.T) {
+	n := newTestNet(t)
+	n.add("A")
+	n.add("B")
+	n.connect("A", "B")
+	n.put("A", "Item", "ITEM-1", "item_name=Widget")
+	n.put("B", "Item", "ITEM-2", "item_name=Gadget")
+	n.stabilize()
+	for _, id := range []crdt.SiteID{"A", "B"} {
+		for _, name := range []string{"ITEM-1", "ITEM-2"} {
+			d, _ := n.nodes[id].r.Doc("Item", name)
+			if !d.Exists() {
+				t.Fatalf("%s lacks %s", id, name)
+			}
+		}
+	}
+	if !n.converged("Item") {
+		t.Fatalf("digests differ: %v", n.digests("Item"))
+	}
+	t.Log(n.log)
+}
