@@ -204,3 +204,41 @@ func verifyProof(p *Proof, leaves [][32]byte) ([32]byte, Tree, error) {
 	})
 	return root, t, nil
 }
+
+// Merge adds what o knows of the same batch's tree to t: a batch received
+// in several parts must be able to prove every part it holds. It reports
+// whether t learnt anything. Trees of another size or root (an origin that
+// signed two different batches for one range) are not merged. Nodes of a
+// tree are subtrees, so any two are nested or disjoint; where both trees
+// know a region, the finer nodes are kept, which keeps the leaves.
+func (t *Tree) Merge(o Tree) bool {
+	if o.Leaves != t.Leaves || len(o.Nodes) == 0 {
+		return false
+	}
+	a, errA := t.Root()
+	b, errB := o.Root()
+	if errA != nil || errB != nil || a != b {
+		return false
+	}
+	all := make([]Node, 0, len(t.Nodes)+len(o.Nodes))
+	all = append(all, t.Nodes...)
+	all = append(all, o.Nodes...)
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].Lo != all[j].Lo {
+			return all[i].Lo < all[j].Lo
+		}
+		return all[i].Hi > all[j].Hi // containers before what they contain
+	})
+	out := make([]Node, 0, len(all))
+	for i, n := range all {
+		if i+1 < len(all) && all[i+1].Lo < n.Hi {
+			continue // a finer node inside n is known (or n's duplicate)
+		}
+		out = append(out, n)
+	}
+	if len(out) == len(t.Nodes) {
+		return false // nodes never get coarser, so the same count is the same set
+	}
+	t.Nodes = out
+	return true
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -180,7 +181,9 @@ func (n *testNet) deliver(filter func(Message) bool) int {
 		if to == nil || to.down || n.cut[[2]crdt.SiteID{m.From, m.To}] {
 			continue
 		}
-		_ = to.r.Step(m)
+		if err := to.r.Step(m); err != nil && os.Getenv("STEPDEBUG") != "" {
+			fmt.Println("step", m.From, "->", m.To, m.Type, err)
+		}
 		count++
 	}
 	return count
@@ -293,4 +296,59 @@ func TestTwoReplicasExchangeEdits(t *testing.T) {
 		t.Fatalf("digests differ: %v", n.digests("Item"))
 	}
 	t.Log(n.log)
+}
+
+// A batch larger than one serve reaches a peer in several parts; that peer
+// must then be able to serve every part onward, with proofs, to a third.
+func TestBatchCaughtUpInPartsIsServedOnward(t *testing.T) {
+	for _, store := range []string{"memory", "badger"} {
+		t.Run(store, func(t *testing.T) {
+			n := newTestNet(t)
+			if store == "badger" {
+				dir := t.TempDir()
+				n.open = func(site crdt.SiteID) DurableStore {
+					s, err := OpenBadger(dir+"/"+string(site), BadgerOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { _ = s.Close() })
+					return s
+				}
+			}
+			n.add("A")
+			n.add("B")
+			n.add("C")
+			for i := range 700 {
+				n.put("A", "Item", fmt.Sprintf("ITEM-%04d", i), "item_name=x")
+			}
+			n.stabilize() // A alone: one sealed batch of 700 edits
+			n.connect("A", "B")
+			for range 10 {
+				n.tick(1000)
+				n.stabilize()
+			}
+			if g := n.digests("Item"); g["A"] != g["B"] {
+				t.Fatalf("B did not catch up from A: %v", g)
+			}
+			n.disconnect("A", "B")
+			if store == "badger" {
+				n.crash("B") // the merged tree must survive a restart
+				n.restart("B")
+			}
+			n.connect("B", "C")
+			for range 10 {
+				n.tick(1000)
+				n.stabilize()
+			}
+			g := n.digests("Item")
+			if g["C"] != g["A"] {
+				t.Fatalf("C did not catch up from B: %v\n%s", g, strings.Join(n.log[max(0, len(n.log)-30):], "\n"))
+			}
+			for i := range 700 {
+				if d, _ := n.nodes["C"].r.Doc("Item", fmt.Sprintf("ITEM-%04d", i)); !d.Exists() {
+					t.Fatalf("C lacks ITEM-%04d", i)
+				}
+			}
+		})
+	}
 }

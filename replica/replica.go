@@ -937,7 +937,11 @@ func (r *Replica) sealOne(dt string, edits []pendingEdit) (*crdt.Batch, error) {
 // flush can index its dots and store its header.
 func (r *Replica) noteBatch(dt string, origin crdt.SiteID, first, last uint64, h *crdt.Header) {
 	id := batchID{dt, crdt.Dot{Site: origin, Seq: first}}
-	if _, ok := r.newBatches[id]; !ok {
-		r.newBatches[id] = h
+	if old, ok := r.newBatches[id]; ok {
+		if h != nil && old != h && old.Last == h.Last {
+			old.Tree.Merge(h.Tree)
+		}
+		return
 	}
+	r.newBatches[id] = h
 }

@@ -294,7 +294,30 @@ func (r *Replica) flush() ([]Write, error) {
 	// Headers of the batches applied this round. One whose writes are all
 	// dead on arrival is removed again by sweepHeaders.
 	for id, h := range r.newBatches {
-		if _, stored := r.index.batchOf(id.dt, id.at); stored {
+		if br, stored := r.index.batchOf(id.dt, id.at); stored {
+			// Another part of a batch already stored: keep the union of
+			// the trees so every part held can be proved when served.
+			if br.first != h.First || br.last != h.Last || h.Tree.Leaves == 0 {
+				continue
+			}
+			raw, err := r.store.Get(batchKey(id.dt, id.at.Site, h.First, h.Last))
+			if err != nil {
+				return nil, err
+			}
+			if raw == nil {
+				continue
+			}
+			old, err := crdt.DecodeHeader(raw)
+			if err != nil {
+				return nil, err
+			}
+			if !old.Tree.Merge(h.Tree) {
+				continue
+			}
+			if raw, err = crdt.EncodeHeader(old); err != nil {
+				return nil, err
+			}
+			put(batchKey(id.dt, id.at.Site, h.First, h.Last), raw)
 			continue
 		}
 		raw, err := crdt.EncodeHeader(h)
