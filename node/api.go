@@ -57,6 +57,11 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("PUT /api/resource/{doctype}/{name}", auth(n.handlePut))
 	mux.HandleFunc("DELETE /api/resource/{doctype}/{name}", auth(n.handleDelete))
 	mux.HandleFunc("GET /api/conflicts", auth(n.handleConflicts))
+	mux.HandleFunc("GET /api/meridian/records", auth(n.handleRecords))
+	mux.HandleFunc("POST /api/meridian/records", auth(n.handleImport))
+	mux.HandleFunc("POST /api/meridian/subscribe", auth(n.handleSubscribe))
+	mux.HandleFunc("GET /api/meridian/versions/{doctype}", auth(n.handleVersions))
+	mux.HandleFunc("GET /api/meridian/consumers", auth(n.handleConsumers))
 	mux.HandleFunc("POST /api/network/pause", auth(func(w http.ResponseWriter, r *http.Request) {
 		n.Pause()
 		writeJSON(w, http.StatusOK, map[string]string{"message": "network paused"})
@@ -107,6 +112,9 @@ type Status struct {
 	Store    int64            `json:"store_bytes"`
 	Paused   bool             `json:"network_paused"`
 	Counters map[string]int64 `json:"counters"`
+	// Authority is the mesh's authority as this site sees it (absent
+	// without one).
+	Authority *AuthorityStatus `json:"authority,omitempty"`
 }
 
 // PeerStatus is one peer-book entry.
@@ -164,6 +172,11 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, err)
 		return
 	}
+	var dts []string
+	for _, d := range st.Doctypes {
+		dts = append(dts, d.Doctype)
+	}
+	st.Authority = n.authorityStatus(dts)
 	for _, s := range n.host.Stats() {
 		st.Counters["frames_in"] += int64(s.FramesIn)
 		st.Counters["frames_out"] += int64(s.FramesOut)
@@ -282,6 +295,10 @@ func (n *Node) write(w http.ResponseWriter, r *http.Request, dt, name string, cr
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("body unreadable or over %d bytes", maxBody))
 		return
 	}
+	if dt == crdt.RecordsDoctype {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("%s holds the authority's signed records; import records with `meridian records import FILE` instead", dt))
+		return
+	}
 	des, err := crdt.ParseDesired(body, newRowName)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
@@ -317,6 +334,10 @@ func (n *Node) write(w http.ResponseWriter, r *http.Request, dt, name string, cr
 		if status == http.StatusOK {
 			status = http.StatusBadRequest
 		}
+		if denied(err) {
+			status = http.StatusForbidden
+			err = fmt.Errorf("this site may not write %s: %v (the authority grants it with `meridian authority grant %s %s --write`)", dt, err, n.site, dt)
+		}
 		writeErr(w, status, err)
 		return
 	}
@@ -347,6 +368,10 @@ func (n *Node) handleCreate(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleDelete(w http.ResponseWriter, r *http.Request) {
 	dt, name := r.PathValue("doctype"), r.PathValue("name")
 	status := http.StatusOK
+	if dt == crdt.RecordsDoctype {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("%s holds the authority's signed records; they are never deleted (a later record overrides one)", dt))
+		return
+	}
 	err := n.propose(r.Context(), func(rp *replica.Replica) ([]replica.Edit, error) {
 		d, err := rp.Doc(dt, name)
 		if err != nil {
@@ -365,6 +390,9 @@ func (n *Node) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if status == http.StatusOK {
 			status = http.StatusBadRequest
+		}
+		if denied(err) {
+			status = http.StatusForbidden
 		}
 		writeErr(w, status, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"meridian/crdt"
 )
 
 // Files a node keeps in its data directory.
@@ -46,6 +47,23 @@ type Config struct {
 	LogFormat string `toml:"log_format"`
 	// CompactInterval is how often the store reclaims space. Default: 10m.
 	CompactInterval Duration `toml:"compact_interval"`
+	// Authority is the public key of the mesh's authority, as `meridian
+	// authority init` prints it. Empty: no authority — every peer that
+	// connects is admitted, reads everything and may write everything.
+	Authority string `toml:"authority"`
+	// Mesh is the mesh ID the authority's records must name. Default: main.
+	Mesh string `toml:"mesh"`
+	// Versions pins the master version this site writes a doctype under
+	// (its Frappe schema's version); unpinned doctypes use the latest active
+	// version the authority published.
+	Versions map[string]uint64 `toml:"versions"`
+	// ReportInterval is how often the site signs and gossips its report
+	// (versions in use, edits seen, last sync per peer, failures). Default: 30s.
+	ReportInterval Duration `toml:"report_interval"`
+	// UnsafeForgeWrites makes the node skip the authority's checks on its
+	// own edits, as a compromised site would (tests show the others refuse
+	// them). Only the hidden flag --unsafe-forge-writes sets it.
+	UnsafeForgeWrites bool `toml:"-"`
 }
 
 // Duration is a time.Duration written as "5s" in TOML.
@@ -69,13 +87,14 @@ func Defaults() Config {
 		API:          "127.0.0.1:0",
 		SyncInterval: Duration(5 * time.Second), Tick: Duration(50 * time.Millisecond),
 		MaxClockSkew: Duration(5 * time.Minute), LogLevel: "info", LogFormat: "text",
-		CompactInterval: Duration(10 * time.Minute),
+		CompactInterval: Duration(10 * time.Minute), Mesh: "main", ReportInterval: Duration(30 * time.Second),
 	}
 }
 
 // LoadConfig reads DIR/config.toml over the defaults, then the MERIDIAN_*
 // environment (MERIDIAN_LISTEN comma-separated, MERIDIAN_API,
-// MERIDIAN_PEERS, MERIDIAN_SYNC_INTERVAL, MERIDIAN_LOG_LEVEL).
+// MERIDIAN_PEERS, MERIDIAN_SYNC_INTERVAL, MERIDIAN_REPORT_INTERVAL,
+// MERIDIAN_LOG_LEVEL).
 func LoadConfig(dir string) (Config, error) {
 	c := Defaults()
 	c.DataDir = dir
@@ -107,6 +126,11 @@ func LoadConfig(dir string) (Config, error) {
 			return c, fmt.Errorf("node: MERIDIAN_SYNC_INTERVAL: %w", err)
 		}
 	}
+	if v := os.Getenv("MERIDIAN_REPORT_INTERVAL"); v != "" {
+		if err := c.ReportInterval.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("node: MERIDIAN_REPORT_INTERVAL: %w", err)
+		}
+	}
 	if v := os.Getenv("MERIDIAN_LOG_LEVEL"); v != "" {
 		c.LogLevel = v
 	}
@@ -136,6 +160,12 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("node: log_level %q: use debug, info, warn or error", c.LogLevel)
 	}
+	if c.ReportInterval <= 0 {
+		return errors.New("node: report_interval must be positive")
+	}
+	if c.Authority != "" && c.Mesh == "" {
+		return errors.New("node: mesh is empty; give the mesh ID `meridian authority init` printed")
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("node: log_format %q: use text or json", c.LogFormat)
 	}
@@ -144,7 +174,11 @@ func (c *Config) Validate() error {
 
 // Init prepares a data directory: config.toml (with the given listen
 // addresses) and a fresh API token. It refuses to overwrite a config.
-func Init(dir string, listen []string) error {
+func Init(dir string, listen []string) error { return InitWith(dir, listen, "", "") }
+
+// InitWith is Init that also pins the mesh's authority (public key and
+// mesh ID) when authority is not empty.
+func InitWith(dir string, listen []string, authority, mesh string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("node: creating %s: %w", dir, err)
 	}
@@ -155,6 +189,15 @@ func Init(dir string, listen []string) error {
 	c := Defaults()
 	if len(listen) > 0 {
 		c.Listen = listen
+	}
+	if authority != "" {
+		if _, err := crdt.PeerIDPublicKey(authority); err != nil {
+			return fmt.Errorf("node: --authority %q is not an authority public key (as `meridian authority init` prints it): %w", authority, err)
+		}
+		c.Authority = authority
+		if mesh != "" {
+			c.Mesh = mesh
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -183,4 +226,28 @@ func ReadToken(dir string) (string, error) {
 		return "", fmt.Errorf("node: reading the API token: %w (is %s a node's data directory? run `meridian init`)", err, dir)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// PinAuthority writes the authority and mesh into DIR/config.toml (used by
+// `meridian authority init` on the head office's own data directory).
+func PinAuthority(dir, authority, mesh string) error {
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	c := Defaults()
+	if _, err := toml.Decode(string(data), &c); err != nil {
+		return fmt.Errorf("node: %s: %w", path, err)
+	}
+	if c.Authority != "" && c.Authority != authority {
+		return fmt.Errorf("node: %s already pins authority %s; refusing to replace it", path, c.Authority)
+	}
+	c.Authority, c.Mesh = authority, mesh
+	var buf strings.Builder
+	buf.WriteString("# Meridian node configuration. Environment (MERIDIAN_*) and flags override it.\n")
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, []byte(buf.String()))
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"meridian/crdt"
 	"meridian/replica"
 	"meridian/transport"
@@ -44,11 +46,18 @@ type Node struct {
 	stopped chan struct{}
 
 	waiters map[replica.Edit][]chan error // loop only
-	paused  atomic.Bool
-	api     *http.Server
-	apiLn   net.Listener
-	fatal   chan error
-	closeMu sync.Once
+
+	auth       *authority // nil without an authority in the config
+	key        ed25519.PrivateKey
+	handshaken map[crdt.SiteID]bool // loop only: peers whose handshake completed
+	refused    map[crdt.SiteID]bool // loop only: peers cut off as not admitted
+	lastHeard  map[crdt.SiteID]int64
+	failures   map[string]int64
+	paused     atomic.Bool
+	api        *http.Server
+	apiLn      net.Listener
+	fatal      chan error
+	closeMu    sync.Once
 }
 
 type inbound struct {
@@ -88,7 +97,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		inbox: make(chan inbound, 8192), peerEv: make(chan transport.PeerEvent, 1024),
 		calls: make(chan func(), 256), persist: make(chan *replica.Ready, 1), done: make(chan persistResult, 1),
 		quit: make(chan struct{}), stopped: make(chan struct{}), waiters: map[replica.Edit][]chan error{},
-		fatal: make(chan error, 1),
+		fatal: make(chan error, 1), key: raw,
+		handshaken: map[crdt.SiteID]bool{}, refused: map[crdt.SiteID]bool{}, lastHeard: map[crdt.SiteID]int64{}, failures: map[string]int64{},
+	}
+	if n.auth, err = newAuthority(cfg, n.site); err != nil {
+		return nil, err
 	}
 	n.met = newMetrics(n)
 	n.store, err = replica.OpenBadger(filepath.Join(cfg.DataDir, StoreDir), replica.BadgerOptions{Logger: n.log})
@@ -99,28 +112,57 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if _, err := crand.Read(seed[:]); err != nil {
 		return nil, err
 	}
-	n.r, err = replica.New(replica.Config{
+	rcfg := replica.Config{
 		Site:           n.site,
 		Signer:         crdt.Ed25519Signer{ID: n.site, Key: raw},
 		Verifier:       crdt.PeerIDVerifier{},
 		Rand:           rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
 		MaxClockSkewMs: time.Duration(cfg.MaxClockSkew).Milliseconds(),
 		SyncIntervalMs: time.Duration(cfg.SyncInterval).Milliseconds(),
-	}, n.store)
+	}
+	if a := n.auth; a != nil {
+		rcfg.CanRead, rcfg.Accept, rcfg.VersionOf, rcfg.Filter = a.canRead, a.accept, a.versionOf, a.filter
+		if cfg.UnsafeForgeWrites {
+			n.log.Warn("--unsafe-forge-writes: this node writes without grants, like a compromised site; every other site must refuse its writes")
+			rcfg.Accept = func(origin crdt.SiteID, dt string, v uint64) error {
+				if origin == n.site {
+					return nil
+				}
+				return a.accept(origin, dt, v)
+			}
+		}
+	}
+	n.r, err = replica.New(rcfg, n.store)
 	if err != nil {
 		n.store.Close()
 		return nil, err
 	}
 	n.r.Tick(time.Now().UnixMilli())
+	if n.auth != nil {
+		if err := n.startAuthority(); err != nil {
+			n.store.Close()
+			return nil, err
+		}
+	}
 	n.host, err = transport.New(ctx, transport.Config{
 		DataDir: cfg.DataDir, Identity: key, ListenAddrs: cfg.Listen, Logger: n.log,
-		Gater:       func(peer.ID) bool { return !n.paused.Load() },
+		Gater: func(peer.ID) bool { return !n.paused.Load() },
+		Serves: func(p peer.ID, proto protocol.ID) bool {
+			return n.auth == nil || proto == HandshakeProtocol || n.auth.admitted(crdt.SiteID(p.String()))
+		},
 		Handler:     n.onFrame,
 		OnPeerEvent: func(ev transport.PeerEvent) { n.peerEv <- ev },
 	})
 	if err != nil {
 		n.store.Close()
 		return nil, err
+	}
+	if n.auth != nil {
+		if err := n.host.HandleRequests(HandshakeProtocol, n.serveHandshake); err != nil {
+			n.host.Close()
+			n.store.Close()
+			return nil, err
+		}
 	}
 	for _, p := range cfg.Peers {
 		if _, err := n.host.AddPeer(p); err != nil {
@@ -237,6 +279,7 @@ func (n *Node) loop() {
 	defer tick.Stop()
 	persisting := false
 	lastSize := time.Time{}
+	lastReport := time.Now().Add(-time.Duration(n.cfg.ReportInterval) + 2*time.Second) // first report soon after start
 	for {
 		select {
 		case <-n.quit:
@@ -258,6 +301,10 @@ func (n *Node) loop() {
 		case <-tick.C:
 			n.r.Tick(time.Now().UnixMilli())
 			n.met.waiting.Set(float64(n.r.Waiting()))
+			if n.auth != nil && time.Since(lastReport) >= time.Duration(n.cfg.ReportInterval) {
+				lastReport = time.Now()
+				n.report()
+			}
 			if time.Since(lastSize) > 10*time.Second {
 				lastSize = time.Now()
 				n.met.storeBytes.Set(float64(n.store.Size()))
@@ -299,6 +346,7 @@ func (n *Node) step(in inbound) {
 	n.r.Tick(time.Now().UnixMilli())
 	m := in.msg
 	m.From = in.from
+	n.lastHeard[in.from] = time.Now().UnixMilli()
 	n.met.countIn(m, in.size)
 	if m.Type == replica.MsgPush {
 		now := time.Now().UnixMilli()
@@ -314,9 +362,14 @@ func (n *Node) step(in inbound) {
 func (n *Node) peerEvent(ev transport.PeerEvent) {
 	id := crdt.SiteID(ev.Peer.String())
 	if ev.Connected {
-		n.r.AddPeer(id)
 		n.log.Info("peer connected", "peer", ev.Peer.String())
+		if n.auth != nil {
+			go n.greet(ev.Peer) // the handshake decides whether to sync
+		} else {
+			n.r.AddPeer(id)
+		}
 	} else {
+		delete(n.handshaken, id)
 		n.r.RemovePeer(id)
 		n.log.Info("peer disconnected", "peer", ev.Peer.String())
 	}
@@ -383,12 +436,16 @@ func (n *Node) advance(res persistResult) {
 	}
 	for _, ev := range res.rd.Events {
 		n.met.events.WithLabelValues(ev.Kind.String()).Inc()
+		switch ev.Kind {
+		case replica.EventRejected, replica.EventHeld, replica.EventFlagged, replica.EventDivergence:
+			n.failures[ev.Kind.String()]++
+		}
 		attrs := []any{"kind", ev.Kind.String(), "doctype", ev.Doctype, "peer", shortID(string(ev.Peer)), "origin", shortID(string(ev.Origin))}
 		if ev.Err != nil {
 			attrs = append(attrs, "reason", ev.Err.Error())
 		}
 		switch ev.Kind {
-		case replica.EventRejected, replica.EventDivergence, replica.EventHeld:
+		case replica.EventRejected, replica.EventDivergence, replica.EventHeld, replica.EventFlagged:
 			n.log.Warn("replication event", attrs...)
 		default:
 			n.log.Debug("replication event", attrs...)
@@ -396,6 +453,17 @@ func (n *Node) advance(res persistResult) {
 	}
 	n.met.changes.Add(float64(len(res.rd.Changes)))
 	n.r.Advance(*res.rd)
+	if n.auth != nil {
+		changed := false
+		for _, c := range res.rd.Changes {
+			if c.Doctype == crdt.RecordsDoctype && n.readRecordDoc(c.Name, true) {
+				changed = true
+			}
+		}
+		if changed {
+			n.authChanged()
+		}
+	}
 }
 
 func (n *Node) release(e replica.Edit, err error) {

@@ -642,15 +642,19 @@ func (r *Replica) Ready() (Ready, error) {
 	if err != nil {
 		return Ready{}, err
 	}
+	type visible struct {
+		peer crdt.SiteID
+		b    *crdt.Batch
+		f    func(*crdt.Doc) bool
+	}
+	var filtered []visible
 	for _, b := range sealed {
 		for i := b.First; i <= b.Last; i++ {
 			rd.Acked = append(rd.Acked, Edit{Doctype: b.Doctype, Dot: crdt.Dot{Site: r.self, Seq: i}})
 		}
 		for _, p := range r.pushTargets(b.Doctype) {
 			if f := r.filterFor(p, b.Doctype); f != nil {
-				if err := r.pushVisible(p, b, f); err != nil {
-					return Ready{}, err
-				}
+				filtered = append(filtered, visible{p, b, f})
 				continue
 			}
 			r.outbox = append(r.outbox, Message{Type: MsgPush, To: p, Batches: []*crdt.Batch{b}})
@@ -659,6 +663,12 @@ func (r *Replica) Ready() (Ready, error) {
 	rd.Writes, err = r.flush()
 	if err != nil {
 		return Ready{}, err
+	}
+	// Whole documents for filtered peers, once the new batches are indexed.
+	for _, v := range filtered {
+		if err := r.pushVisible(v.peer, v.b, v.f); err != nil {
+			return Ready{}, err
+		}
 	}
 	rd.Messages = r.outbox
 	for id := range r.changes {

@@ -30,6 +30,10 @@ func (r *Replica) syncRound() {
 }
 
 // readable reports whether peer may receive doctype dt.
+// partial reports whether this site holds only part of a doctype (its own
+// grant carries a row condition): it then serves only its own writes.
+func (r *Replica) partial(dt string) bool { return r.filterFor(r.self, dt) != nil }
+
 func (r *Replica) readable(peer crdt.SiteID, dt string) bool {
 	return r.cfg.CanRead == nil || r.cfg.CanRead(peer, dt)
 }
@@ -94,7 +98,8 @@ func (r *Replica) onSync(m Message) error {
 			if err != nil {
 				return err
 			}
-			if s.State != (crdt.Digest{}) && r.settled(dt) && st != s.State {
+			filtered := r.filterFor(m.From, dt) != nil || r.partial(dt)
+			if !filtered && s.State != (crdt.Digest{}) && r.settled(dt) && st != s.State {
 				r.event(Event{Kind: EventDivergence, Peer: m.From, Doctype: dt,
 					Err: fmt.Errorf("replica: %s has delivered the same writes of %s but its state digest differs", m.From, dt)})
 			}
@@ -104,7 +109,17 @@ func (r *Replica) onSync(m Message) error {
 		if vv == nil {
 			vv = crdt.VersionVector{}
 		}
-		reply.VVs = append(reply.VVs, DoctypeVV{Doctype: dt, VV: vv.Clone()})
+		vv = vv.Clone()
+		if r.partial(dt) {
+			// This site holds only the documents its grant lets it see,
+			// so it offers only its own writes: the covered ranges of
+			// others' are not all here to serve.
+			vv = crdt.VersionVector{}
+			if own := r.durableVV[dt][r.self]; own != nil {
+				vv[r.self] = own.Clone()
+			}
+		}
+		reply.VVs = append(reply.VVs, DoctypeVV{Doctype: dt, VV: vv})
 	}
 	if len(reply.VVs) > 0 {
 		r.outbox = append(r.outbox, reply)
@@ -218,7 +233,7 @@ func (r *Replica) servePull(m Message) error {
 	var rs []crdt.Range
 	for _, rg := range m.Ranges {
 		s := ours[rg.Site]
-		if s == nil {
+		if s == nil || (rg.Site != r.self && r.partial(m.Doctype)) {
 			continue
 		}
 		// Serve only what we have delivered: intersect with our vector.

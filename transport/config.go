@@ -56,6 +56,12 @@ type Config struct {
 	// every peer.
 	Gater func(peer.ID) bool
 
+	// Serves decides, per inbound stream, whether a peer may use a protocol
+	// (sync, memberlist, or one served by HandleRequests); a refused stream
+	// is reset. The node lets peers the authority has not admitted use only
+	// the handshake. Called from many goroutines. Default: nil, serve all.
+	Serves func(peer.ID, protocol.ID) bool
+
 	// Protocol is the protocol ID of Send and SetHandler. It must end in a
 	// version ("/name/1.0.0"); streams for other versions of the same name are
 	// closed with a logged reason. Default: DefaultProtocol.

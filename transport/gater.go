@@ -61,3 +61,9 @@ func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnM
 }
 
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+func (g *gater) unblock(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.until, p)
+}

@@ -293,6 +293,32 @@ func (h *Host) Disconnect(p peer.ID, reason string) {
 	_ = h.h.Network().ClosePeer(p)
 }
 
+// DisconnectFor is Disconnect with a back-off of d instead of
+// Config.DisconnectBackoff (the node cuts off a site the authority has not
+// admitted only briefly, so it can come back once approved).
+func (h *Host) DisconnectFor(p peer.ID, reason string, d time.Duration) {
+	h.log.Info("transport: disconnecting peer", "peer", p, "reason", reason, "backoff", d)
+	h.gater.block(p, d)
+	h.stopSender(p)
+	_ = h.h.Network().ClosePeer(p)
+}
+
+// Reconnect lifts p's back-off and dials it at the addresses libp2p knows
+// for it (the peer book's, or those of a recent connection).
+func (h *Host) Reconnect(ctx context.Context, p peer.ID) error {
+	h.gater.unblock(p)
+	info := h.h.Peerstore().PeerInfo(p)
+	for _, e := range h.book.list() {
+		if e.id == p {
+			info.Addrs = append(info.Addrs, e.addrs()...)
+		}
+	}
+	if len(info.Addrs) == 0 {
+		return fmt.Errorf("transport: no known address of %s", p)
+	}
+	return h.dialDirect(ctx, info)
+}
+
 func (h *Host) connected(p peer.ID) bool {
 	return h.h.Network().Connectedness(p) == network.Connected
 }
@@ -365,7 +391,14 @@ func (h *Host) watchAddrs(sub event.Subscription) {
 // serveVersioned serves proto, and closes streams for any other version of
 // the same protocol (same ID up to the last '/') with a logged reason.
 func (h *Host) serveVersioned(proto protocol.ID, handler network.StreamHandler) {
-	h.h.SetStreamHandler(proto, handler)
+	h.h.SetStreamHandler(proto, func(s network.Stream) {
+		if f := h.cfg.Serves; f != nil && !f(s.Conn().RemotePeer(), proto) {
+			h.log.Debug("transport: refusing a stream the peer may not use", "peer", s.Conn().RemotePeer(), "protocol", proto)
+			_ = s.Reset()
+			return
+		}
+		handler(s)
+	})
 	family := protocolFamily(proto)
 	h.h.SetStreamHandlerMatch(protocol.ID(family+"*"),
 		func(p protocol.ID) bool { return strings.HasPrefix(string(p), family) && p != proto },

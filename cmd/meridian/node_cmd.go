@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,12 +20,16 @@ import (
 
 func newInitCmd(g *globals) *cobra.Command {
 	var listen []string
+	var authority, mesh string
 	cmd := &cobra.Command{
-		Use:   "init [--listen MULTIADDR]…",
+		Use:   "init [--listen MULTIADDR]… [--authority PUBKEY --mesh ID]",
 		Short: "Create a node's data directory: identity key, config and API token",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := node.Init(g.data, listen); err != nil {
+			if mesh != "" && authority == "" {
+				return errors.New("--mesh needs --authority (the key `meridian authority init` printed)")
+			}
+			if err := node.InitWith(g.data, listen, authority, mesh); err != nil {
 				return err
 			}
 			key, err := transport.LoadOrCreateIdentity(g.data)
@@ -43,6 +48,8 @@ func newInitCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default TCP and QUIC on port 4001)")
+	cmd.Flags().StringVar(&authority, "authority", "", "pin the mesh's authority public key (as `meridian authority init` printed it)")
+	cmd.Flags().StringVar(&mesh, "mesh", "", "the mesh ID (default main)")
 	return cmd
 }
 
@@ -53,6 +60,7 @@ func newNodeCmd(g *globals) *cobra.Command {
 		peers    []string
 		logLevel string
 		logJSON  bool
+		forge    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "node [--listen MULTIADDR]… [--api HOST:PORT] [--peer MULTIADDR]…",
@@ -79,6 +87,7 @@ are written to the data directory (addrs, api.addr) for client commands.`,
 			if logJSON {
 				cfg.LogFormat = "json"
 			}
+			cfg.UnsafeForgeWrites = forge
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -93,6 +102,10 @@ are written to the data directory (addrs, api.addr) for client commands.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable), e.g. /ip4/0.0.0.0/tcp/4001")
+	// Tests only: act as a compromised site that writes without a grant, to
+	// show that every other site rejects its writes.
+	cmd.Flags().BoolVar(&forge, "unsafe-forge-writes", false, "")
+	_ = cmd.Flags().MarkHidden("unsafe-forge-writes")
 	cmd.Flags().StringVar(&api, "api", "", "admin API address on loopback, e.g. 127.0.0.1:7070 (port 0: any)")
 	cmd.Flags().StringArrayVar(&peers, "peer", nil, "multiaddr of a peer to dial (repeatable)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error")

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"meridian/node"
+)
+
+// newMeshSite initialises a site that pins the mesh's authority.
+func newMeshSite(t *testing.T, name, authority, mesh string) *site {
+	t.Helper()
+	s := &site{t: t, name: name, dir: filepath.Join(t.TempDir(), name)}
+	if out, err := meridian(t, "init", "--data", s.dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--authority", authority, "--mesh", mesh); err != nil {
+		t.Fatalf("init %s: %v\n%s", name, err, out)
+	}
+	return s
+}
+
+func (s *site) id() string {
+	s.t.Helper()
+	var out struct {
+		PeerID string `json:"peer_id"`
+	}
+	if err := json.Unmarshal([]byte(s.must("id", "--json")), &out); err != nil {
+		s.t.Fatal(err)
+	}
+	return out.PeerID
+}
+
+// has reports whether the site holds a document (visible).
+func (s *site) has(dt, name string) bool {
+	_, err := s.run("doc", "get", dt, name, "--json")
+	return err == nil
+}
+
+func (s *site) field(dt, name, field string) string {
+	out, err := s.run("doc", "get", dt, name, "--json")
+	if err != nil {
+		return ""
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(out), &m) != nil {
+		return ""
+	}
+	if d, ok := m["data"].(map[string]any); ok {
+		m = d
+	}
+	v, _ := m[field].(string)
+	return v
+}
+
+func (s *site) consumers() []node.Consumer {
+	s.t.Helper()
+	var cs []node.Consumer
+	if err := json.Unmarshal([]byte(s.must("consumers", "--json")), &cs); err != nil {
+		s.t.Fatal(err)
+	}
+	return cs
+}
+
+// The scenario of the authority issue, with real processes: an authority
+// site (head office) and three sites.
+func TestAuthorityGrantsSubscriptionsAndConditions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	h := newSite(t, "H")
+	keyOut := h.must("authority", "init", "--mesh", "acme", "--json")
+	var k struct {
+		PublicKey string `json:"public_key"`
+		Mesh      string `json:"mesh"`
+		Pinned    bool   `json:"pinned"`
+	}
+	if err := json.Unmarshal([]byte(keyOut), &k); err != nil || !k.Pinned || k.Mesh != "acme" {
+		t.Fatalf("authority init: %v %+v\n%s", err, k, keyOut)
+	}
+	if info, err := os.Stat(filepath.Join(h.dir, node.AuthorityKeyFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("authority key file: %v %v", info, err)
+	}
+	h.start()
+	a := newMeshSite(t, "A", k.PublicKey, k.Mesh) // reads Wholesale customers only
+	b := newMeshSite(t, "B", k.PublicKey, k.Mesh) // reads all customers; forges writes
+	c := newMeshSite(t, "C", k.PublicKey, k.Mesh) // no grant: subscribes, approved, revoked
+	a.start()
+	b.start("--unsafe-forge-writes")
+	c.start()
+	H, A, B, C := h.id(), a.id(), b.id(), c.id()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range []*site{h, a, b, c} {
+				if s.log != nil {
+					t.Logf("---- %s log (tail)\n%s", s.name, tail(s.log.String(), 6000))
+				}
+			}
+		}
+	})
+
+	h.must("authority", "grant", H, "Customer", "--write")
+	h.must("authority", "grant", A, "Customer", "--read", "--where", `doc.customer_group == "Wholesale"`)
+	h.must("authority", "grant", B, "Customer", "--read")
+	// A condition that does not compile is refused before anything is signed.
+	if out, err := h.run("authority", "grant", A, "Customer", "--read", "--where", "doc.customer_group =="); err == nil || !strings.Contains(out, "--where") {
+		t.Fatalf("a bad condition was accepted: %v\n%s", err, out)
+	}
+	for _, s := range []*site{a, b, c} {
+		s.must("peers", "add", h.addr())
+	}
+
+	h.must("doc", "put", "Customer", "CUST-W1", "--json", `{"customer_name": "Wholesale One", "customer_group": "Wholesale", "territory": "North"}`)
+	h.must("doc", "put", "Customer", "CUST-R1", "--json", `{"customer_name": "Retail One", "customer_group": "Retail", "territory": "South"}`)
+	h.must("doc", "put", "Customer", "CUST-R2", "--json", `{"customer_name": "Retail Two", "customer_group": "Retail"}`)
+
+	// B reads everything; A only the Wholesale customer.
+	converged(t, 30*time.Second, "Customer", h, b)
+	waitFor(t, 30*time.Second, "A to receive CUST-W1", func() bool { return a.has("Customer", "CUST-W1") })
+	// C has no grant and is not admitted: nothing.
+	time.Sleep(3 * time.Second)
+	if a.has("Customer", "CUST-R1") || a.has("Customer", "CUST-R2") {
+		t.Fatal("A received a Retail customer its condition excludes")
+	}
+	if c.has("Customer", "CUST-W1") || c.has("Customer", "CUST-R1") {
+		t.Fatal("C received Customers without a grant")
+	}
+
+	// A Retail customer becomes Wholesale: it appears on A, whole.
+	h.must("doc", "put", "Customer", "CUST-R1", "--json", `{"customer_group": "Wholesale"}`)
+	waitFor(t, 30*time.Second, "CUST-R1 to appear on A", func() bool { return a.has("Customer", "CUST-R1") })
+	if got := a.field("Customer", "CUST-R1", "territory"); got != "South" {
+		t.Fatalf("CUST-R1 arrived on A without its earlier fields: territory %q", got)
+	}
+	if got := a.field("Customer", "CUST-R1", "customer_name"); got != "Retail One" {
+		t.Fatalf("CUST-R1 on A: customer_name %q", got)
+	}
+
+	// A read-only site's forged write is refused by every other site.
+	b.must("doc", "put", "Customer", "CUST-FORGED", "--json", `{"customer_name": "Forged", "customer_group": "Wholesale"}`)
+	waitFor(t, 30*time.Second, "H to reject B's forged write", func() bool {
+		return strings.Contains(h.log.String(), "may only read Customer")
+	})
+	waitFor(t, 30*time.Second, "A to reject B's forged write", func() bool {
+		return strings.Contains(a.log.String(), "may only read Customer")
+	})
+	time.Sleep(2 * time.Second)
+	if h.has("Customer", "CUST-FORGED") || a.has("Customer", "CUST-FORGED") {
+		t.Fatal("a forged write by a read-only site was applied")
+	}
+
+	// C subscribes; the authority sees the request and approves it.
+	c.must("subscribe", "Customer")
+	waitFor(t, 30*time.Second, "H to see C's request", func() bool {
+		for _, cs := range h.consumers() {
+			if cs.Site == C && cs.Doctype == "Customer" && cs.Status == "requested" {
+				return true
+			}
+		}
+		return false
+	})
+	if c.has("Customer", "CUST-W1") {
+		t.Fatal("C received Customers before approval")
+	}
+	h.must("authority", "approve", C, "Customer")
+	waitFor(t, 60*time.Second, "C to receive the full current state", func() bool {
+		return c.has("Customer", "CUST-W1") && c.has("Customer", "CUST-R1") && c.has("Customer", "CUST-R2")
+	})
+	converged(t, 30*time.Second, "Customer", h, c)
+
+	// Revoked: C receives no new updates.
+	h.must("authority", "revoke", C, "Customer")
+	waitFor(t, 30*time.Second, "C to learn of its revocation", func() bool {
+		var st node.Status
+		if err := json.Unmarshal([]byte(c.must("status", "--json")), &st); err != nil || st.Authority == nil {
+			return false
+		}
+		for _, g := range st.Authority.Grants {
+			if g.Doctype == "Customer" && !g.Read && !g.Write {
+				return true
+			}
+		}
+		return false
+	})
+	h.must("doc", "put", "Customer", "CUST-NEW", "--json", `{"customer_name": "After revocation", "customer_group": "Wholesale"}`)
+	waitFor(t, 30*time.Second, "B to receive CUST-NEW", func() bool { return b.has("Customer", "CUST-NEW") })
+	time.Sleep(4 * time.Second) // several sync rounds
+	if c.has("Customer", "CUST-NEW") {
+		t.Fatal("C received an update after its grant was revoked")
+	}
+
+	// consumers: every site with its registration and report.
+	waitFor(t, 30*time.Second, "reports from A and B", func() bool {
+		seen := 0
+		for _, cs := range h.consumers() {
+			if (cs.Site == A || cs.Site == B) && cs.LastSeen > 0 && cs.Doctype == "Customer" {
+				seen++
+			}
+		}
+		return seen == 2
+	})
+	out := h.must("consumers")
+	for _, want := range []string{"write", "read where doc.customer_group", "revoked"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("consumers lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
