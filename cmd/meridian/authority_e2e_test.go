@@ -214,3 +214,102 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// Master versions: a site pinned to an old version keeps writing under it;
+// deprecated, its writes are applied and flagged; retired, they are
+// rejected everywhere with a reason, and the site itself refuses new ones.
+func TestAuthorityVersionLattice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	h := newSite(t, "H")
+	var k struct {
+		PublicKey string `json:"public_key"`
+		Mesh      string `json:"mesh"`
+	}
+	if err := json.Unmarshal([]byte(h.must("authority", "init", "--json")), &k); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	b := newMeshSite(t, "B", k.PublicKey, k.Mesh)
+	f, err := os.OpenFile(filepath.Join(b.dir, node.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[versions]\nItem = 1\n") // B's Frappe still has version 1 of Item
+	f.Close()
+	b.start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- H log (tail)\n%s\n---- B log (tail)\n%s", tail(h.log.String(), 5000), tail(b.log.String(), 5000))
+		}
+	})
+	H, B := h.id(), b.id()
+	h.must("authority", "grant", H, "Item", "--write")
+	h.must("authority", "grant", B, "Item", "--write")
+	if out := h.must("authority", "version", "publish", "Item", "--schema", "testdata/item_v1.json"); !strings.Contains(out, "Item version 1") {
+		t.Fatalf("publish v1: %s", out)
+	}
+	if out, err := h.run("authority", "version", "publish", "Item", "--schema", "testdata/item_v1.json"); err == nil || !strings.Contains(out, "already has this schema") {
+		t.Fatalf("publishing the same schema twice: %v\n%s", err, out)
+	}
+	h.must("authority", "version", "publish", "Item", "--schema", "testdata/item_v2.json")
+	b.must("peers", "add", h.addr())
+	waitFor(t, 30*time.Second, "B to receive its grant and both versions", func() bool {
+		var vs []node.VersionJSON
+		if json.Unmarshal([]byte(b.must("versions", "Item", "--json")), &vs) != nil || len(vs) != 2 {
+			return false
+		}
+		st := b.status()
+		return st.Authority != nil && st.Authority.Admitted && len(st.Authority.Grants) == 1 && st.Authority.Grants[0].Write
+	})
+
+	b.must("doc", "put", "Item", "ITEM-B1", "--json", `{"item_name": "Written under v1"}`)
+	h.must("doc", "put", "Item", "ITEM-H1", "--json", `{"item_name": "Written under v2"}`)
+	converged(t, 30*time.Second, "Item", h, b)
+
+	// versions shows who runs what, from the sites' reports.
+	waitFor(t, 30*time.Second, "reports of the versions in use", func() bool {
+		var vs []node.VersionJSON
+		if json.Unmarshal([]byte(h.must("versions", "Item", "--json")), &vs) != nil || len(vs) != 2 {
+			return false
+		}
+		return len(vs[0].Sites) == 1 && vs[0].Sites[0] == B && len(vs[1].Sites) == 1 && vs[1].Sites[0] == H && vs[1].Current
+	})
+
+	// Deprecated: accepted and flagged.
+	h.must("authority", "version", "deprecate", "Item", "1")
+	waitFor(t, 30*time.Second, "B to learn v1 is deprecated", func() bool {
+		return strings.Contains(b.must("versions", "Item"), "deprecated")
+	})
+	b.must("doc", "put", "Item", "ITEM-B2", "--json", `{"item_name": "Under deprecated v1"}`)
+	waitFor(t, 30*time.Second, "H to apply and flag ITEM-B2", func() bool {
+		return h.has("Item", "ITEM-B2") && strings.Contains(h.log.String(), "deprecated version 1 of Item")
+	})
+
+	// Retired while B is cut off: B's next write (made before it learns)
+	// is rejected by H with the reason in its log.
+	b.must("network", "pause")
+	h.must("authority", "version", "retire", "Item", "1")
+	b.must("doc", "put", "Item", "ITEM-B3", "--json", `{"item_name": "Under retired v1"}`)
+	b.must("network", "resume")
+	waitFor(t, 30*time.Second, "H to reject ITEM-B3", func() bool {
+		return strings.Contains(h.log.String(), "retired version (1); that site must move to version 2")
+	})
+	waitFor(t, 30*time.Second, "B to learn v1 is retired", func() bool {
+		return strings.Contains(b.must("versions", "Item"), "retired")
+	})
+	if h.has("Item", "ITEM-B3") {
+		t.Fatal("H applied a write made under a retired version")
+	}
+	// B now refuses to write under the retired version itself.
+	out, err := b.run("doc", "put", "Item", "ITEM-B4", "--json", `{"item_name": "x"}`)
+	if err == nil || !strings.Contains(out, "retired") {
+		t.Fatalf("B wrote under a retired version: %v\n%s", err, out)
+	}
+	// The retired version cannot come back.
+	h.must("authority", "version", "deprecate", "Item", "1")
+	if !strings.Contains(h.must("versions", "Item"), "retired") {
+		t.Fatal("a retired version moved back")
+	}
+}

@@ -60,7 +60,7 @@ func (s *site) start(extra ...string) {
 	s.cmd = exec.Command(meridianBin, args...)
 	s.log = &syncBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	s.cmd.Env = append(os.Environ(), "MERIDIAN_SYNC_INTERVAL=1s")
+	s.cmd.Env = append(os.Environ(), "MERIDIAN_SYNC_INTERVAL=1s", "MERIDIAN_REPORT_INTERVAL=1s")
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
