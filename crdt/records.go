@@ -116,6 +116,9 @@ type SiteReport struct {
 	LastSync map[string]int64  // peer → Unix ms of the last exchange
 	Failures map[string]int64  // kind → count
 	Lag      int64             // ms the bridge is behind (0 without a bridge)
+	// VV is the site's version vector per doctype in compact form: origin →
+	// the highest seq delivered without a gap.
+	VV map[string]map[string]uint64
 }
 
 // Key names the lattice slot a record joins: records with the same key
@@ -210,7 +213,7 @@ func writeReport(w *cborWriter, rep *SiteReport) {
 		w.b = append(w.b, cborNull)
 		return
 	}
-	w.array(5)
+	w.array(6)
 	for _, m := range []map[string]uint64{rep.Versions, rep.Seen} {
 		w.array(2 * len(m))
 		for _, k := range sortedMapKeys(m) {
@@ -226,6 +229,16 @@ func writeReport(w *cborWriter, rep *SiteReport) {
 		}
 	}
 	w.int(rep.Lag)
+	w.array(2 * len(rep.VV))
+	for _, dt := range sortedMapKeys(rep.VV) {
+		w.text(dt)
+		m := rep.VV[dt]
+		w.array(2 * len(m))
+		for _, k := range sortedMapKeys(m) {
+			w.text(k)
+			w.uint(m[k])
+		}
+	}
 }
 
 func (r *cborReader) int64() int64 {
@@ -245,7 +258,7 @@ func readReport(r *cborReader) *SiteReport {
 		r.b = r.b[1:]
 		return nil
 	}
-	r.arrayN(5, "report")
+	r.arrayN(6, "report")
 	rep := &SiteReport{Versions: map[string]uint64{}, Seen: map[string]uint64{}, LastSync: map[string]int64{}, Failures: map[string]int64{}}
 	for _, m := range []map[string]uint64{rep.Versions, rep.Seen} {
 		n := r.array(maxArrayElements)
@@ -262,6 +275,18 @@ func readReport(r *cborReader) *SiteReport {
 		}
 	}
 	rep.Lag = r.int64()
+	rep.VV = map[string]map[string]uint64{}
+	n := r.array(maxArrayElements)
+	for i := 0; i+1 < n && r.err == nil; i += 2 {
+		dt := r.text()
+		m := map[string]uint64{}
+		rep.VV[dt] = m
+		k := r.array(maxArrayElements)
+		for j := 0; j+1 < k && r.err == nil; j += 2 {
+			site := r.text()
+			m[site] = r.uint()
+		}
+	}
 	return rep
 }
 

@@ -193,10 +193,10 @@ func (n *Node) handleConsumers(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, errNoAuthority)
 		return
 	}
-	seen := map[string]uint64{}
+	seen := map[string]crdt.VersionVector{}
 	err := n.do(r.Context(), func(rp *replica.Replica) error {
 		for _, dt := range rp.Doctypes() {
-			seen[dt] = seenCount(rp.VersionVector(dt))
+			seen[dt] = rp.VersionVector(dt)
 		}
 		return nil
 	})

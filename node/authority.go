@@ -430,13 +430,13 @@ type Consumer struct {
 	Where    string `json:"where,omitempty"`
 	Version  uint64 `json:"version,omitempty"`
 	LastSync int64  `json:"last_sync_ms,omitempty"`
-	Behind   int64  `json:"behind"`
+	Behind   int64  `json:"behind"` // edits this site holds that the consumer's last report lacks
 	Failures int64  `json:"failures"`
 	LastSeen int64  `json:"last_seen_ms,omitempty"`
 }
 
 // consumers lists every site and doctype the records mention.
-func (a *authority) consumers(seen map[string]uint64) []Consumer {
+func (a *authority) consumers(seen map[string]crdt.VersionVector) []Consumer {
 	var out []Consumer
 	a.view(func(st *crdt.AuthorityState) {
 		for _, site := range st.Sites() {
@@ -488,7 +488,7 @@ func (a *authority) consumers(seen map[string]uint64) []Consumer {
 	return out
 }
 
-func fillReport(c *Consumer, rep *crdt.Record, dt string, seen map[string]uint64) {
+func fillReport(c *Consumer, rep *crdt.Record, dt string, seen map[string]crdt.VersionVector) {
 	if rep == nil {
 		return
 	}
@@ -503,9 +503,19 @@ func fillReport(c *Consumer, rep *crdt.Record, dt string, seen map[string]uint64
 		return
 	}
 	c.Version = rep.Report.Versions[dt]
-	if mine, ok := seen[dt]; ok {
-		c.Behind = max(0, int64(mine)-int64(rep.Report.Seen[dt]))
+	mine, ok := seen[dt]
+	if !ok {
+		return
 	}
+	theirs := rep.Report.VV[dt]
+	var behind uint64
+	for site, s := range mine {
+		top := s.Top()
+		if t := theirs[string(site)]; top > t {
+			behind += top - t // edits of this origin the consumer has not confirmed
+		}
+	}
+	c.Behind = int64(behind)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

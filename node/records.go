@@ -347,7 +347,8 @@ func (n *Node) report() {
 	if !n.auth.officially(n.site) {
 		return // a report from a site not admitted would not travel
 	}
-	rep := &crdt.SiteReport{Versions: map[string]uint64{}, Seen: map[string]uint64{}, LastSync: map[string]int64{}, Failures: map[string]int64{}}
+	rep := &crdt.SiteReport{Versions: map[string]uint64{}, Seen: map[string]uint64{}, LastSync: map[string]int64{}, Failures: map[string]int64{},
+		VV: map[string]map[string]uint64{}}
 	for _, dt := range n.r.Doctypes() {
 		if dt == crdt.RecordsDoctype {
 			continue
@@ -355,7 +356,13 @@ func (n *Node) report() {
 		if v := n.auth.versionOf(dt); v != 0 {
 			rep.Versions[dt] = v
 		}
-		rep.Seen[dt] = seenCount(n.r.VersionVector(dt))
+		vv := n.r.VersionVector(dt)
+		rep.Seen[dt] = seenCount(vv)
+		tops := map[string]uint64{}
+		for site, seen := range vv {
+			tops[string(site)] = seen.Max
+		}
+		rep.VV[dt] = tops
 	}
 	for p, t := range n.lastHeard {
 		rep.LastSync[string(p)] = t
