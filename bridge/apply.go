@@ -1,0 +1,424 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"meridian/crdt"
+)
+
+// StateTable holds, per doctype, the version vector of the replica state
+// the bridge has written into the site's tables. It changes in the same
+// transaction as the rows, so after a crash the bridge resumes exactly
+// where the database says it stopped: nothing applied twice, nothing
+// skipped.
+const StateTable = "__meridian_bridge"
+
+// DefaultUser is the modified_by (and owner, for documents the bridge
+// creates) of the bridge's writes.
+const DefaultUser = "Administrator"
+
+// sqlDatetime is how naive datetimes are written (Frappe's own format).
+const sqlDatetime = "2006-01-02 15:04:05.000000"
+
+// Doc is one converged document to write: what a reader sees, and when it
+// was created and last changed (UTC, from the writes' hybrid clocks), so
+// every site writes the same creation and modified.
+type Doc struct {
+	View     *crdt.View
+	Creation time.Time
+	Modified time.Time
+}
+
+// DocFromCRDT computes a Doc from a replica's document: creation is the
+// time of the write that (last) created it, modified that of its latest write.
+func DocFromCRDT(d *crdt.Doc) Doc {
+	var created, modified int64
+	for _, s := range d.Register(crdt.LifeKey) {
+		created = max(created, s.HLC.Physical())
+	}
+	for i := range d.Regs {
+		for _, s := range d.Regs[i].Sibs {
+			modified = max(modified, s.HLC.Physical())
+		}
+	}
+	if created == 0 {
+		created = modified
+	}
+	return Doc{View: d.View(), Creation: time.UnixMilli(created).UTC(), Modified: time.UnixMilli(modified).UTC()}
+}
+
+// Applier writes converged documents of master doctypes into a site's
+// tables, exactly as Frappe lays them out: the master's columns only (a
+// site's own custom fields and columns keep their values), child rows by
+// parent/parentfield/parenttype, timestamps in the site's time zone.
+type Applier struct {
+	db    *DB
+	loc   *time.Location
+	user  string
+	types map[string]*DocType
+	specs map[string]*TableSpec
+}
+
+// NewApplier prepares writing the given doctypes (masters and the child
+// doctypes their Table fields name). Their tables must exist (EnsureTable).
+func NewApplier(db *DB, tz TimeZone, user string, doctypes ...*DocType) (*Applier, error) {
+	if user == "" {
+		user = DefaultUser
+	}
+	loc := tz.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	a := &Applier{db: db, loc: loc, user: user, types: map[string]*DocType{}, specs: map[string]*TableSpec{}}
+	for _, dt := range doctypes {
+		spec, err := NewTableSpec(db.Dialect(), dt)
+		if err != nil {
+			return nil, err
+		}
+		a.types[dt.Name], a.specs[dt.Name] = dt, spec
+	}
+	for _, dt := range doctypes {
+		for _, f := range dt.Fields {
+			if tableFieldtypes[f.Fieldtype] && a.types[f.Options] == nil {
+				return nil, fmt.Errorf("%w: %s.%s is a table of %q, which was not given to the bridge", ErrInvalidDocType, dt.Name, f.Fieldname, f.Options)
+			}
+		}
+	}
+	return a, nil
+}
+
+// EnsureState creates the bridge's state table if it is missing.
+func (a *Applier) EnsureState(ctx context.Context) error {
+	d := a.db.Dialect()
+	ts := "datetime(6)"
+	opts := " ENGINE=InnoDB CHARACTER SET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+	if d == Postgres {
+		ts, opts = "timestamp(6)", ""
+	}
+	_, err := a.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+d.mustQuote(StateTable)+" ("+
+		d.mustQuote("doctype")+" varchar(140) NOT NULL PRIMARY KEY, "+
+		d.mustQuote("vv")+" text NOT NULL, "+
+		d.mustQuote("documents")+" bigint NOT NULL DEFAULT 0, "+
+		d.mustQuote("modified")+" "+ts+")"+opts)
+	if err != nil {
+		return fmt.Errorf("bridge: creating %s: %w", StateTable, err)
+	}
+	return nil
+}
+
+// State returns the version vector the bridge has applied for a doctype
+// (empty when it has applied nothing).
+func (a *Applier) State(ctx context.Context, doctype string) (crdt.VersionVector, error) {
+	d := a.db.Dialect()
+	var raw string
+	err := queryRow(ctx, a.db, "SELECT "+d.mustQuote("vv")+" FROM "+d.mustQuote(StateTable)+" WHERE "+d.mustQuote("doctype")+" = "+d.Placeholder(1),
+		[]any{doctype}, &raw)
+	if err != nil {
+		if isNoRows(err) {
+			return crdt.VersionVector{}, nil
+		}
+		return nil, fmt.Errorf("bridge: reading the applied state of %s: %w", doctype, err)
+	}
+	return decodeVV(raw)
+}
+
+// ApplyStats counts what one Apply wrote.
+type ApplyStats struct {
+	Upserted, Deleted, RowsWritten, RowsDeleted int
+}
+
+// Apply writes documents of one master doctype and the version vector they
+// bring the site to, in one transaction: either all of it is in the
+// database afterwards, or none of it.
+func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt.VersionVector) (ApplyStats, error) {
+	var st ApplyStats
+	dt := a.types[doctype]
+	if dt == nil {
+		return st, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
+	}
+	tx, err := a.db.Begin(ctx)
+	if err != nil {
+		return st, err
+	}
+	defer tx.Rollback(ctx)
+	for _, doc := range docs {
+		if doc.View == nil || doc.View.Doctype != doctype {
+			return st, fmt.Errorf("bridge: a document of another doctype in a batch of %s", doctype)
+		}
+		if err := a.applyDoc(ctx, tx, dt, doc, &st); err != nil {
+			return st, fmt.Errorf("bridge: writing %s %q: %w", doctype, doc.View.Name, err)
+		}
+	}
+	if err := a.saveState(ctx, tx, doctype, vv, len(docs)); err != nil {
+		return st, err
+	}
+	return st, tx.Commit(ctx)
+}
+
+func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, st *ApplyStats) error {
+	v := doc.View
+	if !v.Exists {
+		for _, f := range dt.Fields {
+			if tableFieldtypes[f.Fieldtype] {
+				n, err := a.deleteRows(ctx, tx, a.types[f.Options], dt.Name, v.Name, f.Fieldname, nil)
+				if err != nil {
+					return err
+				}
+				st.RowsDeleted += n
+			}
+		}
+		d := a.db.Dialect()
+		n, err := tx.Exec(ctx, "DELETE FROM "+d.mustQuote(dt.Table())+" WHERE "+d.mustQuote("name")+" = "+d.Placeholder(1), v.Name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			st.Deleted++
+		}
+		return nil
+	}
+	cols := map[string]any{
+		"name": v.Name, "creation": a.ts(doc.Creation), "modified": a.ts(doc.Modified),
+		"modified_by": a.user, "owner": a.user, "docstatus": v.DocStatus, "idx": 0,
+	}
+	if err := a.fieldValues(dt, v.Fields, cols); err != nil {
+		return err
+	}
+	if err := a.upsert(ctx, tx, dt, cols); err != nil {
+		return err
+	}
+	st.Upserted++
+	for _, f := range dt.Fields {
+		if !tableFieldtypes[f.Fieldtype] {
+			continue
+		}
+		child := a.types[f.Options]
+		keep := map[string]bool{}
+		for _, row := range v.Tables[f.Fieldname] {
+			rc := map[string]any{
+				"name": row.Name, "creation": a.ts(doc.Creation), "modified": a.ts(doc.Modified),
+				"modified_by": a.user, "owner": a.user, "docstatus": v.DocStatus, "idx": row.Idx,
+				"parent": v.Name, "parentfield": f.Fieldname, "parenttype": dt.Name,
+			}
+			if err := a.fieldValues(child, row.Fields, rc); err != nil {
+				return fmt.Errorf("row %s of %s: %w", row.Name, f.Fieldname, err)
+			}
+			if err := a.upsert(ctx, tx, child, rc); err != nil {
+				return fmt.Errorf("row %s of %s: %w", row.Name, f.Fieldname, err)
+			}
+			keep[row.Name] = true
+			st.RowsWritten++
+		}
+		n, err := a.deleteRows(ctx, tx, child, dt.Name, v.Name, f.Fieldname, keep)
+		if err != nil {
+			return err
+		}
+		st.RowsDeleted += n
+	}
+	return nil
+}
+
+// fieldValues converts a document's (or row's) fields to column values,
+// for every column-backed field of the master's definition: a field the
+// document does not hold is written as the column's default (Frappe's
+// NOT NULL numeric and Check columns) or NULL.
+func (a *Applier) fieldValues(dt *DocType, fields map[string]crdt.Value, out map[string]any) error {
+	spec := a.specs[dt.Name]
+	for _, f := range dt.ColumnFields() {
+		col := spec.Column(f.Fieldname)
+		if col == nil {
+			continue
+		}
+		val, ok := fields[f.Fieldname]
+		if !ok || val.Kind == crdt.KindNull || val.Kind == crdt.KindRemoved {
+			out[f.Fieldname] = nullFor(col)
+			continue
+		}
+		x, err := a.sqlValue(f, val)
+		if err != nil {
+			return fmt.Errorf("field %s: %w", f.Fieldname, err)
+		}
+		out[f.Fieldname] = x
+	}
+	return nil
+}
+
+func nullFor(c *Column) any {
+	if c.NotNull && c.Default != nil {
+		return c.Default.Value
+	}
+	if c.NotNull {
+		return ""
+	}
+	return nil
+}
+
+// sqlValue converts a replicated value to what the column takes.
+func (a *Applier) sqlValue(f *DocField, v crdt.Value) (any, error) {
+	switch v.Kind {
+	case crdt.KindInt:
+		return v.Int, nil
+	case crdt.KindDec:
+		return v.Str, nil
+	case crdt.KindStr:
+		if f.Fieldtype == "Datetime" && v.Str != "" {
+			t, err := time.ParseInLocation(crdt.DatetimeLayout, v.Str, time.UTC)
+			if err != nil {
+				return nil, fmt.Errorf("datetime %q is not in the UTC form values travel in", v.Str)
+			}
+			return t.In(a.loc).Format(sqlDatetime), nil
+		}
+		return v.Str, nil
+	}
+	return nil, fmt.Errorf("a %s value cannot be written", v.Kind)
+}
+
+func (a *Applier) ts(t time.Time) string { return t.In(a.loc).Format(sqlDatetime) }
+
+// upsert inserts a row or updates the given columns of an existing one;
+// creation and owner are kept when the row exists, and columns not given
+// (a site's own) are never touched.
+func (a *Applier) upsert(ctx context.Context, tx *Tx, dt *DocType, cols map[string]any) error {
+	d := a.db.Dialect()
+	names := make([]string, 0, len(cols))
+	for c := range cols {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + d.mustQuote(dt.Table()) + " (")
+	args := make([]any, 0, len(names))
+	for i, c := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.mustQuote(c))
+		args = append(args, cols[c])
+	}
+	b.WriteString(") VALUES (")
+	for i := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Placeholder(i + 1))
+	}
+	if d == Postgres {
+		b.WriteString(") ON CONFLICT (" + d.mustQuote("name") + ") DO UPDATE SET ")
+	} else {
+		b.WriteString(") ON DUPLICATE KEY UPDATE ")
+	}
+	first := true
+	for _, c := range names {
+		if c == "name" || c == "creation" || c == "owner" {
+			continue
+		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		q := d.mustQuote(c)
+		if d == Postgres {
+			b.WriteString(q + " = EXCLUDED." + q)
+		} else {
+			b.WriteString(q + " = VALUES(" + q + ")")
+		}
+	}
+	_, err := tx.Exec(ctx, b.String(), args...)
+	return err
+}
+
+// deleteRows removes a parent's rows of one child table, except keep.
+func (a *Applier) deleteRows(ctx context.Context, tx *Tx, child *DocType, parenttype, parent, parentfield string, keep map[string]bool) (int, error) {
+	d := a.db.Dialect()
+	q := "DELETE FROM " + d.mustQuote(child.Table()) + " WHERE " + d.mustQuote("parent") + " = " + d.Placeholder(1) +
+		" AND " + d.mustQuote("parenttype") + " = " + d.Placeholder(2) + " AND " + d.mustQuote("parentfield") + " = " + d.Placeholder(3)
+	args := []any{parent, parenttype, parentfield}
+	if len(keep) > 0 {
+		names := make([]string, 0, len(keep))
+		for n := range keep {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		q += " AND " + d.mustQuote("name") + " NOT IN ("
+		for i, n := range names {
+			if i > 0 {
+				q += ", "
+			}
+			q += d.Placeholder(len(args) + 1)
+			args = append(args, n)
+		}
+		q += ")"
+	}
+	n, err := tx.Exec(ctx, q, args...)
+	return int(n), err
+}
+
+func (a *Applier) saveState(ctx context.Context, tx *Tx, doctype string, vv crdt.VersionVector, docs int) error {
+	d := a.db.Dialect()
+	raw, err := encodeVV(vv)
+	if err != nil {
+		return err
+	}
+	now := time.Now().In(a.loc).Format(sqlDatetime)
+	var q string
+	if d == Postgres {
+		q = `INSERT INTO ` + d.mustQuote(StateTable) + ` ("doctype", "vv", "documents", "modified") VALUES ($1, $2, $3, $4)
+ON CONFLICT ("doctype") DO UPDATE SET "vv" = EXCLUDED."vv", "documents" = ` + d.mustQuote(StateTable) + `."documents" + EXCLUDED."documents", "modified" = EXCLUDED."modified"`
+	} else {
+		q = "INSERT INTO " + d.mustQuote(StateTable) + " (`doctype`, `vv`, `documents`, `modified`) VALUES (?, ?, ?, ?) " +
+			"ON DUPLICATE KEY UPDATE `vv` = VALUES(`vv`), `documents` = `documents` + VALUES(`documents`), `modified` = VALUES(`modified`)"
+	}
+	if _, err := tx.Exec(ctx, q, doctype, raw, docs, now); err != nil {
+		return fmt.Errorf("bridge: saving the applied state of %s: %w", doctype, err)
+	}
+	return nil
+}
+
+// vvJSON is the state table's form of a version vector: site → [max,
+// [lo, hi]…] (the delivered prefix, then the intervals beyond it).
+type vvJSON map[string][]uint64
+
+func encodeVV(vv crdt.VersionVector) (string, error) {
+	m := vvJSON{}
+	for site, s := range vv {
+		e := []uint64{s.Max}
+		for _, iv := range s.Extra {
+			e = append(e, iv.Lo, iv.Hi)
+		}
+		m[string(site)] = e
+	}
+	raw, err := json.Marshal(m)
+	return string(raw), err
+}
+
+func decodeVV(raw string) (crdt.VersionVector, error) {
+	var m vvJSON
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("bridge: %s holds an unreadable version vector: %w", StateTable, err)
+	}
+	vv := crdt.VersionVector{}
+	for site, e := range m {
+		if len(e) == 0 || len(e)%2 != 1 {
+			return nil, fmt.Errorf("bridge: %s: malformed entry for %s", StateTable, site)
+		}
+		if e[0] > 0 {
+			vv.Add(crdt.SiteID(site), 1, e[0])
+		}
+		for i := 1; i+1 < len(e); i += 2 {
+			if e[i] == 0 || e[i] > e[i+1] {
+				return nil, fmt.Errorf("bridge: %s: malformed interval for %s", StateTable, site)
+			}
+			vv.Add(crdt.SiteID(site), e[i], e[i+1])
+		}
+	}
+	return vv, nil
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -1,0 +1,258 @@
+package bridge
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"meridian/crdt"
+)
+
+// itemDocTypes returns Item (with the child tables we have fixtures for)
+// and its child doctypes.
+func itemDocTypes(t *testing.T) []*DocType {
+	t.Helper()
+	item := fixture(t, "item.json").Clone()
+	keep := map[string]bool{"Item Barcode": true, "UOM Conversion Detail": true, "Item Default": true}
+	var fields []DocField
+	for _, f := range item.Fields {
+		if tableFieldtypes[f.Fieldtype] && !keep[f.Options] {
+			continue
+		}
+		fields = append(fields, f)
+	}
+	item.Fields = fields
+	return []*DocType{item, fixture(t, "item_barcode.json"), fixture(t, "uom_conversion_detail.json"), fixture(t, "item_default.json")}
+}
+
+// docWriter builds replicated documents the way a replica does.
+type docWriter struct {
+	site crdt.SiteID
+	seq  uint64
+	hlc  crdt.HLC
+	now  int64
+}
+
+func newDocWriter() *docWriter {
+	return &docWriter{site: "12D3KooWTestSiteAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()}
+}
+
+func (w *docWriter) write(t *testing.T, d *crdt.Doc, ops ...crdt.Op) {
+	t.Helper()
+	w.seq++
+	w.now += 1000
+	w.hlc = crdt.MakeHLC(w.now, 0)
+	if _, err := d.Write(crdt.Dot{Site: w.site, Seq: w.seq}, w.hlc, ops); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func set(field string, v crdt.Value) crdt.Op { return crdt.Op{Kind: crdt.OpSet, Field: field, Value: v} }
+
+func rowSet(table, row, field string, v crdt.Value) crdt.Op {
+	return crdt.Op{Kind: crdt.OpSet, Table: table, Row: row, Field: field, Value: v}
+}
+
+func vvOf(w *docWriter) crdt.VersionVector {
+	vv := crdt.VersionVector{}
+	vv.Add(w.site, 1, w.seq)
+	return vv
+}
+
+func queryStrings(t *testing.T, ctx context.Context, q Querier, query string, args ...any) []string {
+	t.Helper()
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s sql.NullString
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s.String)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestApplyWritesDocumentsAsFrappeLaysThemOut(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d Dialect) {
+		ctx := testContext(t)
+		td := newTestDatabase(t, d)
+		dts := itemDocTypes(t)
+		for _, dt := range dts {
+			mustEnsure(t, ctx, td.DB, dt)
+		}
+		// The site's own custom column, which the bridge must never touch.
+		mustExec(t, ctx, td.DB, "ALTER TABLE "+d.mustQuote("tabItem")+" ADD COLUMN "+d.mustQuote("custom_local_note")+" varchar(140)")
+		loc, _ := time.LoadLocation("Asia/Kolkata")
+		a, err := NewApplier(td.DB, TimeZone{Name: "Asia/Kolkata", Location: loc}, "", dts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.EnsureState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.EnsureState(ctx); err != nil { // idempotent
+			t.Fatal(err)
+		}
+		if vv, err := a.State(ctx, "Item"); err != nil || len(vv) != 0 {
+			t.Fatalf("fresh state: %v %v", vv, err)
+		}
+
+		w := newDocWriter()
+		item := crdt.NewDoc("Item", "ITEM-0001")
+		w.write(t, item, crdt.Op{Kind: crdt.OpCreate}, set("item_code", crdt.Str("ITEM-0001")), set("item_name", crdt.Str("Widget")),
+			set("item_group", crdt.Str("Products")), set("stock_uom", crdt.Str("Nos")), set("is_stock_item", crdt.Check(true)),
+			set("valuation_rate", crdt.MustDec("12.5")), set("shelf_life_in_days", crdt.Int(365)), set("end_of_life", crdt.Str("2099-12-31")),
+			rowSet("barcodes", "bc1", "barcode", crdt.Str("4006381333931")), rowSet("barcodes", "bc1", "barcode_type", crdt.Str("EAN")),
+			rowSet("barcodes", "bc2", "barcode", crdt.Str("0012345678905")),
+			rowSet("uoms", "u1", "uom", crdt.Str("Nos")), rowSet("uoms", "u1", "conversion_factor", crdt.MustDec("1")),
+		)
+		st, err := a.Apply(ctx, "Item", []Doc{DocFromCRDT(item)}, vvOf(w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Upserted != 1 || st.RowsWritten != 3 {
+			t.Fatalf("stats %+v", st)
+		}
+		q := func(col string) string {
+			sel := d.mustQuote(col)
+			if d == Postgres {
+				sel = "CAST(" + sel + " AS text)" // the value as the server prints it
+			}
+			v := queryStrings(t, ctx, td.DB, "SELECT "+sel+" FROM "+d.mustQuote("tabItem")+" WHERE "+d.mustQuote("name")+" = "+d.Placeholder(1), "ITEM-0001")
+			if len(v) != 1 {
+				t.Fatalf("ITEM-0001 rows: %v", v)
+			}
+			return v[0]
+		}
+		for col, want := range map[string]string{
+			"item_name": "Widget", "item_group": "Products", "is_stock_item": "1", "shelf_life_in_days": "365",
+			"end_of_life": "2099-12-31", "modified_by": DefaultUser, "owner": DefaultUser, "docstatus": "0",
+			"disabled": "0", // not written: the column's default
+		} {
+			if got := q(col); got != want {
+				t.Errorf("%s = %q, want %q", col, got, want)
+			}
+		}
+		if got := q("valuation_rate"); !strings.HasPrefix(got, "12.5") {
+			t.Errorf("valuation_rate = %q", got)
+		}
+		// modified: the last write's time (12:00:01 UTC) in the site's zone (+05:30).
+		if got := q("modified"); !strings.HasPrefix(strings.Replace(got, "T", " ", 1), "2026-03-01 17:30:01") {
+			t.Errorf("modified = %q, want 2026-03-01 17:30:01 (Asia/Kolkata)", got)
+		}
+		rows := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem Barcode")+
+			" WHERE "+d.mustQuote("parent")+" = 'ITEM-0001' AND "+d.mustQuote("parenttype")+" = 'Item' AND "+d.mustQuote("parentfield")+" = 'barcodes' ORDER BY "+d.mustQuote("idx"))
+		if strings.Join(rows, ",") != "bc1,bc2" {
+			t.Fatalf("barcode rows %v", rows)
+		}
+
+		// The site edits its own column; the next update keeps it.
+		mustExec(t, ctx, td.DB, "UPDATE "+d.mustQuote("tabItem")+" SET "+d.mustQuote("custom_local_note")+" = 'ours' WHERE "+d.mustQuote("name")+" = 'ITEM-0001'")
+		creation := q("creation")
+		w.write(t, item, set("item_name", crdt.Str("Widget v2")), crdt.Op{Kind: crdt.OpRemoveRow, Table: "barcodes", Row: "bc1"})
+		if _, err := a.Apply(ctx, "Item", []Doc{DocFromCRDT(item)}, vvOf(w)); err != nil {
+			t.Fatal(err)
+		}
+		if q("item_name") != "Widget v2" || q("custom_local_note") != "ours" || q("creation") != creation {
+			t.Fatalf("after update: item_name %q, custom column %q, creation %q (was %q)", q("item_name"), q("custom_local_note"), q("creation"), creation)
+		}
+		rows = queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem Barcode")+" WHERE "+d.mustQuote("parent")+" = 'ITEM-0001'")
+		if strings.Join(rows, ",") != "bc2" {
+			t.Fatalf("a removed row is still there: %v", rows)
+		}
+		if vv, _ := a.State(ctx, "Item"); !vv.Equal(vvOf(w)) {
+			t.Fatalf("state %v, want %v", vv, vvOf(w))
+		}
+
+		// Deleted: the document and its rows are gone.
+		w.write(t, item, crdt.Op{Kind: crdt.OpDelete})
+		st, err = a.Apply(ctx, "Item", []Doc{DocFromCRDT(item)}, vvOf(w))
+		if err != nil || st.Deleted != 1 || st.RowsDeleted != 2 {
+			t.Fatalf("delete: %+v %v", st, err)
+		}
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabUOM Conversion Detail")+" WHERE "+d.mustQuote("parent")+" = 'ITEM-0001'"); len(n) != 0 {
+			t.Fatalf("child rows left after delete: %v", n)
+		}
+	})
+}
+
+// A batch that fails half-way leaves nothing behind: neither its rows nor
+// its version vector.
+func TestApplyIsAllOrNothing(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d Dialect) {
+		ctx := testContext(t)
+		td := newTestDatabase(t, d)
+		dts := itemDocTypes(t)
+		for _, dt := range dts {
+			mustEnsure(t, ctx, td.DB, dt)
+		}
+		a, err := NewApplier(td.DB, TimeZone{Location: time.UTC}, "", dts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.EnsureState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		w := newDocWriter()
+		var docs []Doc
+		for i := range 5 {
+			doc := crdt.NewDoc("Item", fmt.Sprintf("ITEM-%d", i))
+			ops := []crdt.Op{{Kind: crdt.OpCreate}, set("item_name", crdt.Str("ok"))}
+			if i == 3 {
+				ops = append(ops, set("shelf_life_in_days", crdt.Str("not a number"))) // refused by the column
+			}
+			w.write(t, doc, ops...)
+			docs = append(docs, DocFromCRDT(doc))
+		}
+		if _, err := a.Apply(ctx, "Item", docs, vvOf(w)); err == nil || !strings.Contains(err.Error(), "ITEM-3") {
+			t.Fatalf("a bad value was written, or the error does not name the document: %v", err)
+		}
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 0 {
+			t.Fatalf("a failed batch left rows: %v", n)
+		}
+		if vv, err := a.State(ctx, "Item"); err != nil || len(vv) != 0 {
+			t.Fatalf("a failed batch moved the state: %v %v", vv, err)
+		}
+		// Without the bad document the same batch applies, exactly once.
+		good := append(append([]Doc{}, docs[:3]...), docs[4])
+		for range 2 {
+			if _, err := a.Apply(ctx, "Item", good, vvOf(w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 4 {
+			t.Fatalf("rows %v", n)
+		}
+	})
+}
+
+func TestStateVersionVectorRoundTrips(t *testing.T) {
+	vv := crdt.VersionVector{}
+	vv.Add("A", 1, 10)
+	vv.Add("A", 15, 20)
+	vv.Add("B", 3, 3)
+	raw, err := encodeVV(vv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeVV(raw)
+	if err != nil || !back.Equal(vv) {
+		t.Fatalf("%s → %v (%v), want %v", raw, back, err, vv)
+	}
+	for _, bad := range []string{`{`, `{"A": []}`, `{"A": [1, 5]}`, `{"A": [1, 9, 3]}`} {
+		if _, err := decodeVV(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
