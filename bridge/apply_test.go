@@ -50,7 +50,9 @@ func (w *docWriter) write(t *testing.T, d *crdt.Doc, ops ...crdt.Op) {
 	}
 }
 
-func set(field string, v crdt.Value) crdt.Op { return crdt.Op{Kind: crdt.OpSet, Field: field, Value: v} }
+func set(field string, v crdt.Value) crdt.Op {
+	return crdt.Op{Kind: crdt.OpSet, Field: field, Value: v}
+}
 
 func rowSet(table, row, field string, v crdt.Value) crdt.Op {
 	return crdt.Op{Kind: crdt.OpSet, Table: table, Row: row, Field: field, Value: v}
