@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +65,9 @@ type Applier struct {
 	user  string
 	types map[string]*DocType
 	specs map[string]*TableSpec
+	// failing holds the sync log's keys (doctype NUL name), so a success
+	// clears its entry without a query per document.
+	failing map[string]bool
 }
 
 // NewApplier prepares writing the given doctypes (masters and the child
@@ -76,7 +80,7 @@ func NewApplier(db *DB, tz TimeZone, user string, doctypes ...*DocType) (*Applie
 	if loc == nil {
 		loc = time.UTC
 	}
-	a := &Applier{db: db, loc: loc, user: user, types: map[string]*DocType{}, specs: map[string]*TableSpec{}}
+	a := &Applier{db: db, loc: loc, user: user, types: map[string]*DocType{}, specs: map[string]*TableSpec{}, failing: map[string]bool{}}
 	for _, dt := range doctypes {
 		spec, err := NewTableSpec(db.Dialect(), dt)
 		if err != nil {
@@ -94,7 +98,8 @@ func NewApplier(db *DB, tz TimeZone, user string, doctypes ...*DocType) (*Applie
 	return a, nil
 }
 
-// EnsureState creates the bridge's state table if it is missing.
+// EnsureState creates the bridge's state and sync-log tables if they are
+// missing, and reads the sync log.
 func (a *Applier) EnsureState(ctx context.Context) error {
 	d := a.db.Dialect()
 	ts := "datetime(6)"
@@ -109,6 +114,26 @@ func (a *Applier) EnsureState(ctx context.Context) error {
 		d.mustQuote("modified")+" "+ts+")"+opts)
 	if err != nil {
 		return fmt.Errorf("bridge: creating %s: %w", StateTable, err)
+	}
+	_, err = a.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+d.mustQuote(SyncLogTable)+" ("+
+		d.mustQuote("doctype")+" varchar(140) NOT NULL, "+
+		d.mustQuote("name")+" varchar(140) NOT NULL, "+
+		d.mustQuote("reason")+" text NOT NULL, "+
+		d.mustQuote("attempts")+" bigint NOT NULL DEFAULT 1, "+
+		d.mustQuote("first_failed")+" "+ts+" NOT NULL, "+
+		d.mustQuote("last_failed")+" "+ts+" NOT NULL, "+
+		d.mustQuote("next_retry")+" "+ts+" NOT NULL, "+
+		"PRIMARY KEY ("+d.mustQuote("doctype")+", "+d.mustQuote("name")+"))"+opts)
+	if err != nil {
+		return fmt.Errorf("bridge: creating %s: %w", SyncLogTable, err)
+	}
+	fs, err := a.Failures(ctx, false)
+	if err != nil {
+		return err
+	}
+	a.failing = map[string]bool{}
+	for _, f := range fs {
+		a.failing[f.Doctype+"\x00"+f.Name] = true
 	}
 	return nil
 }
@@ -132,34 +157,176 @@ func (a *Applier) State(ctx context.Context, doctype string) (crdt.VersionVector
 // ApplyStats counts what one Apply wrote.
 type ApplyStats struct {
 	Upserted, Deleted, RowsWritten, RowsDeleted int
+	// Failed lists the documents that could not be written: each is in the
+	// sync log with its reason and is retried; the others were written.
+	Failed []Failure
 }
 
-// Apply writes documents of one master doctype and the version vector they
-// bring the site to, in one transaction: either all of it is in the
-// database afterwards, or none of it.
+// Apply writes documents of one master doctype and, unless vv is nil, the
+// version vector they bring the site to, in one transaction. A document
+// that cannot be written (a value its column refuses, a constraint) does
+// not stop the others: it is rolled back alone (a savepoint) and recorded
+// in the sync log in the same transaction, so after any crash the database
+// holds either the whole batch with its failures logged, or nothing of it.
 func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt.VersionVector) (ApplyStats, error) {
 	var st ApplyStats
 	dt := a.types[doctype]
 	if dt == nil {
 		return st, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
 	}
+	for _, doc := range docs {
+		if doc.View == nil || doc.View.Doctype != doctype {
+			return st, fmt.Errorf("bridge: a document of another doctype in a batch of %s", doctype)
+		}
+	}
 	tx, err := a.db.Begin(ctx)
 	if err != nil {
 		return st, err
 	}
 	defer tx.Rollback(ctx)
+	d := a.db.Dialect()
+	now := time.Now()
+	var cleared []string
 	for _, doc := range docs {
-		if doc.View == nil || doc.View.Doctype != doctype {
-			return st, fmt.Errorf("bridge: a document of another doctype in a batch of %s", doctype)
+		if _, err := tx.Exec(ctx, "SAVEPOINT "+d.mustQuote("meridian_doc")); err != nil {
+			return st, err
 		}
-		if err := a.applyDoc(ctx, tx, dt, doc, &st); err != nil {
-			return st, fmt.Errorf("bridge: writing %s %q: %w", doctype, doc.View.Name, err)
+		one := ApplyStats{}
+		if err := a.applyDoc(ctx, tx, dt, doc, &one); err != nil {
+			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+d.mustQuote("meridian_doc")); rerr != nil {
+				return st, fmt.Errorf("bridge: writing %s %q: %w (and rolling it back: %v)", doctype, doc.View.Name, err, rerr)
+			}
+			f, lerr := a.logFailure(ctx, tx, doctype, doc.View.Name, err, now)
+			if lerr != nil {
+				return st, lerr
+			}
+			st.Failed = append(st.Failed, f)
+			continue
+		}
+		st.Upserted += one.Upserted
+		st.Deleted += one.Deleted
+		st.RowsWritten += one.RowsWritten
+		st.RowsDeleted += one.RowsDeleted
+		if a.failing[doctype+"\x00"+doc.View.Name] {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+d.mustQuote(SyncLogTable)+" WHERE "+d.mustQuote("doctype")+" = "+d.Placeholder(1)+
+				" AND "+d.mustQuote("name")+" = "+d.Placeholder(2), doctype, doc.View.Name); err != nil {
+				return st, err
+			}
+			cleared = append(cleared, doctype+"\x00"+doc.View.Name)
 		}
 	}
-	if err := a.saveState(ctx, tx, doctype, vv, len(docs)); err != nil {
-		return st, err
+	if vv != nil {
+		if err := a.saveState(ctx, tx, doctype, vv, len(docs)); err != nil {
+			return st, err
+		}
 	}
-	return st, tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return ApplyStats{}, err
+	}
+	for _, k := range cleared {
+		delete(a.failing, k)
+	}
+	for _, f := range st.Failed {
+		a.failing[f.Doctype+"\x00"+f.Name] = true
+	}
+	return st, nil
+}
+
+// SyncLogTable is the bridge's durable sync log: every document it could
+// not write, with the reason, the attempts and when it is retried next.
+const SyncLogTable = "__meridian_synclog"
+
+// Failure is one entry of the sync log.
+type Failure struct {
+	Doctype     string    `json:"doctype"`
+	Name        string    `json:"name"`
+	Reason      string    `json:"reason"`
+	Attempts    int       `json:"attempts"`
+	FirstFailed time.Time `json:"first_failed"`
+	LastFailed  time.Time `json:"last_failed"`
+	NextRetry   time.Time `json:"next_retry"`
+}
+
+// retryDelay is the back-off after n failed attempts: 2 s doubling, at most an hour.
+func retryDelay(n int) time.Duration {
+	d := 2 * time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+func (a *Applier) logFailure(ctx context.Context, tx *Tx, doctype, name string, cause error, now time.Time) (Failure, error) {
+	d := a.db.Dialect()
+	f := Failure{Doctype: doctype, Name: name, Reason: cause.Error(), Attempts: 1, FirstFailed: now.UTC(), LastFailed: now.UTC()}
+	var first string
+	var attempts int64
+	err := queryRow(ctx, tx, "SELECT "+d.mustQuote("attempts")+", "+castText(d, "first_failed")+" FROM "+d.mustQuote(SyncLogTable)+
+		" WHERE "+d.mustQuote("doctype")+" = "+d.Placeholder(1)+" AND "+d.mustQuote("name")+" = "+d.Placeholder(2), []any{doctype, name}, &attempts, &first)
+	switch {
+	case err == nil:
+		f.Attempts = int(attempts) + 1
+		if t, perr := time.Parse(sqlDatetime, first); perr == nil {
+			f.FirstFailed = t
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM "+d.mustQuote(SyncLogTable)+" WHERE "+d.mustQuote("doctype")+" = "+d.Placeholder(1)+
+			" AND "+d.mustQuote("name")+" = "+d.Placeholder(2), doctype, name); err != nil {
+			return f, err
+		}
+	case !isNoRows(err):
+		return f, fmt.Errorf("bridge: reading the sync log: %w", err)
+	}
+	f.NextRetry = now.Add(retryDelay(f.Attempts)).UTC()
+	_, err = tx.Exec(ctx, "INSERT INTO "+d.mustQuote(SyncLogTable)+" ("+d.mustQuote("doctype")+", "+d.mustQuote("name")+", "+d.mustQuote("reason")+", "+
+		d.mustQuote("attempts")+", "+d.mustQuote("first_failed")+", "+d.mustQuote("last_failed")+", "+d.mustQuote("next_retry")+") VALUES ("+
+		d.Placeholder(1)+", "+d.Placeholder(2)+", "+d.Placeholder(3)+", "+d.Placeholder(4)+", "+d.Placeholder(5)+", "+d.Placeholder(6)+", "+d.Placeholder(7)+")",
+		doctype, name, f.Reason, f.Attempts, f.FirstFailed.Format(sqlDatetime), f.LastFailed.Format(sqlDatetime), f.NextRetry.Format(sqlDatetime))
+	if err != nil {
+		return f, fmt.Errorf("bridge: writing the sync log: %w", err)
+	}
+	return f, nil
+}
+
+// Failures lists the sync log (UTC times); with due, only the entries
+// whose next retry has come.
+func (a *Applier) Failures(ctx context.Context, due bool) ([]Failure, error) {
+	d := a.db.Dialect()
+	q := "SELECT " + d.mustQuote("doctype") + ", " + d.mustQuote("name") + ", " + d.mustQuote("reason") + ", " + d.mustQuote("attempts") + ", " +
+		castText(d, "first_failed") + ", " + castText(d, "last_failed") + ", " + castText(d, "next_retry") + " FROM " + d.mustQuote(SyncLogTable)
+	var args []any
+	if due {
+		q += " WHERE " + d.mustQuote("next_retry") + " <= " + d.Placeholder(1)
+		args = append(args, time.Now().UTC().Format(sqlDatetime))
+	}
+	q += " ORDER BY " + d.mustQuote("doctype") + ", " + d.mustQuote("name")
+	rows, err := a.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: reading the sync log: %w", err)
+	}
+	defer rows.Close()
+	var out []Failure
+	for rows.Next() {
+		var f Failure
+		var attempts int64
+		var first, last, next string
+		if err := rows.Scan(&f.Doctype, &f.Name, &f.Reason, &attempts, &first, &last, &next); err != nil {
+			return nil, err
+		}
+		f.Attempts = int(attempts)
+		f.FirstFailed, _ = time.Parse(sqlDatetime, first[:min(len(first), len(sqlDatetime))])
+		f.LastFailed, _ = time.Parse(sqlDatetime, last[:min(len(last), len(sqlDatetime))])
+		f.NextRetry, _ = time.Parse(sqlDatetime, next[:min(len(next), len(sqlDatetime))])
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// castText renders a datetime column as text in the sqlDatetime layout.
+func castText(d Dialect, col string) string {
+	if d == Postgres {
+		return "to_char(" + d.mustQuote(col) + ", 'YYYY-MM-DD HH24:MI:SS.US')"
+	}
+	return "DATE_FORMAT(" + d.mustQuote(col) + ", '%Y-%m-%d %H:%i:%s.%f')"
 }
 
 func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, st *ApplyStats) error {
@@ -260,8 +427,40 @@ func nullFor(c *Column) any {
 	return nil
 }
 
-// sqlValue converts a replicated value to what the column takes.
+// sqlValue converts a replicated value to what the column takes, and
+// refuses (naming the fieldtype) a value the column could not hold.
 func (a *Applier) sqlValue(f *DocField, v crdt.Value) (any, error) {
+	switch f.Fieldtype {
+	case "Int", "Long Int", "Check":
+		if v.Kind == crdt.KindInt {
+			return v.Int, nil
+		}
+		if v.Kind == crdt.KindStr {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v.Str), 10, 64); err == nil {
+				return n, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not an integer, and the field is %s", v.String(), f.Fieldtype)
+	case "Currency", "Float", "Percent", "Duration", "Rating":
+		switch v.Kind {
+		case crdt.KindInt:
+			return strconv.FormatInt(v.Int, 10), nil
+		case crdt.KindDec:
+			return v.Str, nil
+		case crdt.KindStr:
+			if dec, err := crdt.CanonicalDecimal(strings.TrimSpace(v.Str)); err == nil {
+				return dec, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not a number, and the field is %s", v.String(), f.Fieldtype)
+	case "Date":
+		if v.Kind == crdt.KindStr {
+			if _, err := time.Parse("2006-01-02", v.Str); err == nil {
+				return v.Str, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not a date (YYYY-MM-DD)", v.String())
+	}
 	switch v.Kind {
 	case crdt.KindInt:
 		return v.Int, nil

@@ -189,9 +189,10 @@ func TestApplyWritesDocumentsAsFrappeLaysThemOut(t *testing.T) {
 	})
 }
 
-// A batch that fails half-way leaves nothing behind: neither its rows nor
-// its version vector.
-func TestApplyIsAllOrNothing(t *testing.T) {
+// A document the database refuses does not stop the others: it goes to
+// the sync log with its reason, in the same transaction as the rows and the
+// version vector, and leaves it once a later attempt succeeds.
+func TestApplyLogsAFailingDocumentAndWritesTheOthers(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d Dialect) {
 		ctx := testContext(t)
 		td := newTestDatabase(t, d)
@@ -208,32 +209,65 @@ func TestApplyIsAllOrNothing(t *testing.T) {
 		}
 		w := newDocWriter()
 		var docs []Doc
+		var bad *crdt.Doc
 		for i := range 5 {
 			doc := crdt.NewDoc("Item", fmt.Sprintf("ITEM-%d", i))
 			ops := []crdt.Op{{Kind: crdt.OpCreate}, set("item_name", crdt.Str("ok"))}
 			if i == 3 {
 				ops = append(ops, set("shelf_life_in_days", crdt.Str("not a number"))) // refused by the column
+				bad = doc
 			}
 			w.write(t, doc, ops...)
 			docs = append(docs, DocFromCRDT(doc))
 		}
-		if _, err := a.Apply(ctx, "Item", docs, vvOf(w)); err == nil || !strings.Contains(err.Error(), "ITEM-3") {
-			t.Fatalf("a bad value was written, or the error does not name the document: %v", err)
+		st, err := a.Apply(ctx, "Item", docs, vvOf(w))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 0 {
-			t.Fatalf("a failed batch left rows: %v", n)
+		if st.Upserted != 4 || len(st.Failed) != 1 || st.Failed[0].Name != "ITEM-3" {
+			t.Fatalf("stats %+v", st)
 		}
-		if vv, err := a.State(ctx, "Item"); err != nil || len(vv) != 0 {
-			t.Fatalf("a failed batch moved the state: %v %v", vv, err)
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")+" ORDER BY 1"); strings.Join(n, ",") != "ITEM-0,ITEM-1,ITEM-2,ITEM-4" {
+			t.Fatalf("rows %v", n)
 		}
-		// Without the bad document the same batch applies, exactly once.
-		good := append(append([]Doc{}, docs[:3]...), docs[4])
-		for range 2 {
-			if _, err := a.Apply(ctx, "Item", good, vvOf(w)); err != nil {
-				t.Fatal(err)
-			}
+		if vv, err := a.State(ctx, "Item"); err != nil || !vv.Equal(vvOf(w)) {
+			t.Fatalf("state %v %v", vv, err)
 		}
-		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 4 {
+		log, err := a.Failures(ctx, false)
+		if err != nil || len(log) != 1 || log[0].Name != "ITEM-3" || log[0].Attempts != 1 || !strings.Contains(log[0].Reason, "shelf_life_in_days") {
+			t.Fatalf("sync log %+v %v", log, err)
+		}
+		if due, _ := a.Failures(ctx, true); len(due) != 0 {
+			t.Fatalf("retried before its back-off: %+v", due)
+		}
+		// A second failure counts an attempt and backs off further.
+		if st, err = a.Apply(ctx, "Item", []Doc{DocFromCRDT(bad)}, nil); err != nil || len(st.Failed) != 1 || st.Failed[0].Attempts != 2 {
+			t.Fatalf("second attempt: %+v %v", st, err)
+		}
+		if !st.Failed[0].NextRetry.After(st.Failed[0].LastFailed.Add(3 * time.Second)) {
+			t.Fatalf("no back-off: %+v", st.Failed[0])
+		}
+		// Fixed upstream: the next attempt writes it and clears the log, also
+		// for a bridge opened afresh (the log is durable).
+		w.write(t, bad, set("shelf_life_in_days", crdt.Int(30)))
+		b, err := NewApplier(td.DB, TimeZone{Location: time.UTC}, "", dts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.EnsureState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err = b.Apply(ctx, "Item", []Doc{DocFromCRDT(bad)}, nil); err != nil || len(st.Failed) != 0 || st.Upserted != 1 {
+			t.Fatalf("retry: %+v %v", st, err)
+		}
+		if log, _ := b.Failures(ctx, false); len(log) != 0 {
+			t.Fatalf("sync log not cleared: %+v", log)
+		}
+		// Applying the same documents again changes nothing.
+		if _, err := b.Apply(ctx, "Item", docs[:3], vvOf(w)); err != nil {
+			t.Fatal(err)
+		}
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 5 {
 			t.Fatalf("rows %v", n)
 		}
 	})

@@ -352,3 +352,25 @@ func TestBatchCaughtUpInPartsIsServedOnward(t *testing.T) {
 		})
 	}
 }
+
+func TestChangedSinceListsDocumentsWithWritesBeyondAVector(t *testing.T) {
+	n := newTestNet(t)
+	n.add("A")
+	n.put("A", "Item", "I1", "item_name=a")
+	n.put("A", "Item", "I2", "item_name=b")
+	n.stabilize()
+	r := n.nodes["A"].r
+	seen := r.VersionVector("Item")
+	if got := r.ChangedSince("Item", seen); len(got) != 0 {
+		t.Fatalf("nothing changed since the current vector, got %v", got)
+	}
+	if got := r.ChangedSince("Item", crdt.VersionVector{}); strings.Join(got, ",") != "I1,I2" {
+		t.Fatalf("everything changed since the empty vector, got %v", got)
+	}
+	n.put("A", "Item", "I2", "item_name=c")
+	n.put("A", "Item", "I3", "item_name=d")
+	n.stabilize()
+	if got := r.ChangedSince("Item", seen); strings.Join(got, ",") != "I2,I3" {
+		t.Fatalf("changed since: %v, want I2,I3", got)
+	}
+}

@@ -955,3 +955,25 @@ func (r *Replica) noteBatch(dt string, origin crdt.SiteID, first, last uint64, h
 	}
 	r.newBatches[id] = h
 }
+
+// ChangedSince lists, sorted, the documents of a doctype holding a live
+// write that vv has not delivered: what a consumer that has seen the state
+// at vv (the Frappe bridge after a restart) must read again. A document
+// whose every write vv has is left out; a deleted document is listed (its
+// deletion is a live write).
+func (r *Replica) ChangedSince(dt string, vv crdt.VersionVector) []string {
+	r.refreshIndex()
+	set := map[string]bool{}
+	for _, rg := range vv.Missing(r.vvFor(dt)) {
+		r.index.scan(dt, rg.Site, rg.Lo, rg.Hi, func(_ uint64, name string) bool {
+			set[name] = true
+			return true
+		})
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
