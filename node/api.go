@@ -62,6 +62,9 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("POST /api/meridian/subscribe", auth(n.handleSubscribe))
 	mux.HandleFunc("GET /api/meridian/versions/{doctype}", auth(n.handleVersions))
 	mux.HandleFunc("GET /api/meridian/consumers", auth(n.handleConsumers))
+	mux.HandleFunc("GET /api/bridge/status", auth(n.handleBridgeStatus))
+	mux.HandleFunc("GET /api/bridge/synclog", auth(n.handleSyncLog))
+	mux.HandleFunc("POST /api/bridge/resync", auth(n.handleResync))
 	mux.HandleFunc("POST /api/network/pause", auth(func(w http.ResponseWriter, r *http.Request) {
 		n.Pause()
 		writeJSON(w, http.StatusOK, map[string]string{"message": "network paused"})

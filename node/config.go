@@ -64,6 +64,8 @@ type Config struct {
 	// own edits, as a compromised site would (tests show the others refuse
 	// them). Only the hidden flag --unsafe-forge-writes sets it.
 	UnsafeForgeWrites bool `toml:"-"`
+	// Bridge connects the node to its Frappe site's database.
+	Bridge *BridgeConfig `toml:"bridge,omitempty"`
 }
 
 // Duration is a time.Duration written as "5s" in TOML.

@@ -24,6 +24,9 @@ type metrics struct {
 	badMessages prometheus.Counter
 	inboxDrops  prometheus.Counter
 	sendDrops   prometheus.Counter
+
+	bridgeWritten prometheus.Counter
+	bridgeLag     prometheus.GaugeFunc
 }
 
 func newMetrics(n *Node) *metrics {
@@ -47,8 +50,16 @@ func newMetrics(n *Node) *metrics {
 	m.badMessages = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_bad_messages_total", Help: "Undecodable messages (the sender is disconnected)."})
 	m.inboxDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_inbox_drops_total", Help: "Messages dropped because the loop was behind."})
 	m.sendDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_send_drops_total", Help: "Messages not sent: peer gone or its queue full."})
+	m.bridgeWritten = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_bridge_documents_written_total", Help: "Documents the bridge wrote into (or deleted from) the site's database."})
+	m.bridgeLag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_bridge_lag_seconds", Help: "How long the oldest change not yet in the site's database has waited."},
+		func() float64 {
+			if n.bridge == nil {
+				return 0
+			}
+			return n.bridge.lag().Seconds()
+		})
 	for _, c := range []prometheus.Collector{m.peers, m.msgsIn, m.msgsOut, m.bytesIn, m.bytesOut, m.editsIn, m.syncRounds, m.lag,
-		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops,
+		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops, m.bridgeWritten, m.bridgeLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

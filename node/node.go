@@ -47,7 +47,8 @@ type Node struct {
 
 	waiters map[replica.Edit][]chan error // loop only
 
-	auth       *authority // nil without an authority in the config
+	auth       *authority  // nil without an authority in the config
+	bridge     *siteBridge // nil without a site database
 	key        ed25519.PrivateKey
 	handshaken map[crdt.SiteID]bool // loop only: peers whose handshake completed
 	refused    map[crdt.SiteID]bool // loop only: peers cut off as not admitted
@@ -177,9 +178,23 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := n.writeAddrs(); err != nil {
 		n.log.Warn("could not write the address files", "err", err)
 	}
+	if cfg.Bridge.Enabled() {
+		bctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		n.bridge, err = openBridge(bctx, n, cfg.Bridge)
+		cancel()
+		if err != nil {
+			n.api.Close()
+			n.host.Close()
+			n.store.Close()
+			return nil, err
+		}
+	}
 	go n.persister()
 	go n.loop()
 	go n.compactor()
+	if n.bridge != nil {
+		go n.bridge.run()
+	}
 	n.log.Info("node started", "peer_id", id, "api", n.apiLn.Addr().String(), "addrs", strings.Join(n.addrStrings(), " "))
 	return n, nil
 }
@@ -216,6 +231,9 @@ func (n *Node) Close() error {
 		close(n.quit)
 		<-n.stopped
 		close(n.persist)
+		if n.bridge != nil {
+			n.bridge.close()
+		}
 		err = errors.Join(n.host.Close(), n.store.Close())
 		os.Remove(filepath.Join(n.cfg.DataDir, APIAddrFile))
 		n.log.Info("node stopped")
@@ -453,6 +471,9 @@ func (n *Node) advance(res persistResult) {
 	}
 	n.met.changes.Add(float64(len(res.rd.Changes)))
 	n.r.Advance(*res.rd)
+	if n.bridge != nil && len(res.rd.Changes) > 0 {
+		n.bridge.noteChanges(res.rd.Changes)
+	}
 	if n.auth != nil {
 		changed := false
 		for _, c := range res.rd.Changes {

@@ -370,6 +370,12 @@ func (n *Node) report() {
 	for k, v := range n.failures {
 		rep.Failures[k] = v
 	}
+	if n.bridge != nil {
+		rep.Lag = n.bridge.lag().Milliseconds()
+		if f := n.bridge.failing(); f > 0 {
+			rep.Failures["bridge"] = int64(f)
+		}
+	}
 	rec := &crdt.Record{Kind: crdt.RecordReport, Mesh: n.auth.mesh, Site: n.site, Issued: time.Now().UnixMilli(), Report: rep}
 	rec.Sign(n.key)
 	n.importRecords([]*crdt.Record{rec})

@@ -977,3 +977,15 @@ func (r *Replica) ChangedSince(dt string, vv crdt.VersionVector) []string {
 	sort.Strings(out)
 	return out
 }
+
+// DurableVersionVector returns what the store holds of a doctype's version
+// vector: every write it covers was reported in the Changes of a Ready
+// already advanced. A consumer that applied those Changes may record it as
+// the state it has seen.
+func (r *Replica) DurableVersionVector(dt string) crdt.VersionVector {
+	vv := r.durableVV[dt]
+	if vv == nil {
+		return crdt.VersionVector{}
+	}
+	return vv.Clone()
+}

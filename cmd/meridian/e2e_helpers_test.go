@@ -18,11 +18,12 @@ import (
 
 // site is one real `meridian node` process with its data directory.
 type site struct {
-	t    testing.TB
-	name string
-	dir  string
-	cmd  *exec.Cmd
-	log  *syncBuffer
+	t      testing.TB
+	name   string
+	dir    string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	exited chan struct{} // closed when the process has exited
 }
 
 type syncBuffer struct {
@@ -65,7 +66,15 @@ func (s *site) start(extra ...string) {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(s.kill)
+	exited := make(chan struct{})
+	go func(c *exec.Cmd) { _ = c.Wait(); close(exited) }(s.cmd)
+	s.exited = exited
 	waitFor(s.t, 20*time.Second, s.name+" admin API", func() bool {
+		select {
+		case <-exited:
+			s.t.Fatalf("%s exited at start:\n%s", s.name, s.log)
+		default:
+		}
 		_, err := os.Stat(filepath.Join(s.dir, node.APIAddrFile))
 		return err == nil
 	})
@@ -75,7 +84,7 @@ func (s *site) start(extra ...string) {
 func (s *site) kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGKILL)
-		_, _ = s.cmd.Process.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }
@@ -87,12 +96,10 @@ func (s *site) stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			s.t.Fatalf("%s did not exit cleanly: %v\n%s", s.name, err, s.log)
+	case <-s.exited:
+		if !s.cmd.ProcessState.Success() {
+			s.t.Fatalf("%s did not exit cleanly: %v\n%s", s.name, s.cmd.ProcessState, s.log)
 		}
 	case <-time.After(15 * time.Second):
 		s.t.Fatalf("%s did not stop within 15s of SIGTERM", s.name)

@@ -61,6 +61,8 @@ func newNodeCmd(g *globals) *cobra.Command {
 		logLevel string
 		logJSON  bool
 		forge    bool
+		site     string
+		dsn      string
 	)
 	cmd := &cobra.Command{
 		Use:   "node [--listen MULTIADDR]… [--api HOST:PORT] [--peer MULTIADDR]…",
@@ -88,6 +90,15 @@ are written to the data directory (addrs, api.addr) for client commands.`,
 				cfg.LogFormat = "json"
 			}
 			cfg.UnsafeForgeWrites = forge
+			if site != "" || dsn != "" {
+				if site != "" && dsn != "" {
+					return errors.New("give --site or --db, not both")
+				}
+				if cfg.Bridge == nil {
+					cfg.Bridge = &node.BridgeConfig{}
+				}
+				cfg.Bridge.Site, cfg.Bridge.DB = site, dsn
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -102,6 +113,8 @@ are written to the data directory (addrs, api.addr) for client commands.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable), e.g. /ip4/0.0.0.0/tcp/4001")
+	cmd.Flags().StringVar(&site, "site", "", "run the bridge into this Frappe site (PATH/sites/SITE; its site_config.json is read as Frappe reads it)")
+	cmd.Flags().StringVar(&dsn, "db", "", "run the bridge into this database instead: mysql://user:pass@host:3306/db or postgres://user@host:5432/db")
 	// Tests only: act as a compromised site that writes without a grant, to
 	// show that every other site rejects its writes.
 	cmd.Flags().BoolVar(&forge, "unsafe-forge-writes", false, "")

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"meridian/bridge"
+	"meridian/node"
+)
+
+// throwawayDB creates a database on the local MariaDB or PostgreSQL server
+// (as CI provides them), returns its URL and a connection, and drops it
+// when the test ends.
+func throwawayDB(t *testing.T, dialect string) (string, *bridge.Site) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := make([]byte, 5)
+	rand.Read(b)
+	name := "meridian_e2e_" + hex.EncodeToString(b)
+	admin, url := "mysql://root@127.0.0.1:3306/mysql", "mysql://root@127.0.0.1:3306/"+name
+	if dialect == "postgres" {
+		admin, url = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "postgres://postgres@127.0.0.1:5432/"+name+"?sslmode=disable"
+	}
+	a, err := bridge.OpenDSN(ctx, admin)
+	if err != nil {
+		t.Fatalf("%s server: %v", dialect, err)
+	}
+	defer a.Close()
+	create := "CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+	if dialect == "postgres" {
+		create = `CREATE DATABASE "` + name + `"`
+	}
+	if _, err := a.DB.Exec(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a, err := bridge.OpenDSN(ctx, admin)
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		drop := "DROP DATABASE IF EXISTS `" + name + "`"
+		if dialect == "postgres" {
+			drop = `DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`
+		}
+		a.DB.Exec(ctx, drop)
+	})
+	s, err := bridge.OpenDSN(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return url, s
+}
+
+// column reads one value of a row as text, as the server prints it.
+func column(t *testing.T, s *bridge.Site, table, name, col string) (string, bool) {
+	t.Helper()
+	d := s.Dialect()
+	tq, _ := d.QuoteIdent(table)
+	cq, _ := d.QuoteIdent(col)
+	nq, _ := d.QuoteIdent("name")
+	sel := "CAST(" + cq + " AS CHAR)"
+	if d == bridge.Postgres {
+		sel = "CAST(" + cq + " AS text)"
+	}
+	rows, err := s.DB.Query(context.Background(), "SELECT "+sel+" FROM "+tq+" WHERE "+nq+" = "+d.Placeholder(1), name)
+	if err != nil {
+		if strings.Contains(err.Error(), "exist") { // the table is not created yet
+			return "", false
+		}
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return "", false
+	}
+	var v sql.NullString
+	if err := rows.Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.String, true
+}
+
+func count(t *testing.T, s *bridge.Site, table, where string) int {
+	t.Helper()
+	d := s.Dialect()
+	tq, _ := d.QuoteIdent(table)
+	q := "SELECT COUNT(*) FROM " + tq
+	if where != "" {
+		q += " WHERE " + where
+	}
+	rows, err := s.DB.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	rows.Next()
+	var n int64
+	if err := rows.Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return int(n)
+}
+
+func bridgeConfig(t *testing.T, s *site) {
+	t.Helper()
+	schemas, err := filepath.Abs("testdata/schemas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, node.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[bridge]\ndoctypes = [\"Item\"]\nschemas = %q\n", schemas)
+	f.Close()
+}
+
+// Documents written on site A (MariaDB) appear in site B's PostgreSQL
+// database with the same values; a delete removes the row and its child
+// rows; B's own column keeps its value; a crash of B loses and repeats
+// nothing.
+func TestBridgeWritesConvergedMastersIntoEachSitesDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	urlA, dbA := throwawayDB(t, "mariadb")
+	urlB, dbB := throwawayDB(t, "postgres")
+	a := newSite(t, "A")
+	b := newSite(t, "B")
+	bridgeConfig(t, a)
+	bridgeConfig(t, b)
+	a.start("--db", urlA)
+	b.start("--db", urlB)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- A log\n%s\n---- B log\n%s", tail(a.log.String(), 5000), tail(b.log.String(), 5000))
+		}
+	})
+	b.must("peers", "add", a.addr())
+
+	a.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_code": "ITEM-1", "item_name": "Widget", "valuation_rate": 12.5,
+		"shelf_life_in_days": 30, "end_of_life": "2030-01-01", "barcodes": [{"barcode": "4006381333931", "barcode_type": "EAN"}]}`)
+	waitFor(t, 30*time.Second, "ITEM-1 in B's database", func() bool {
+		_, ok := column(t, dbB, "tabItem", "ITEM-1", "item_name")
+		return ok
+	})
+	for _, col := range []string{"item_code", "item_name", "shelf_life_in_days", "disabled", "modified_by", "docstatus"} {
+		va, _ := column(t, dbA, "tabItem", "ITEM-1", col)
+		vb, _ := column(t, dbB, "tabItem", "ITEM-1", col)
+		if va != vb {
+			t.Errorf("%s: A has %q, B has %q", col, va, vb)
+		}
+	}
+	for db, want := range map[*bridge.Site]string{dbA: "12.5", dbB: "12.5"} {
+		if v, _ := column(t, db, "tabItem", "ITEM-1", "valuation_rate"); !strings.HasPrefix(v, want) {
+			t.Errorf("valuation_rate %q", v)
+		}
+	}
+	ea, _ := column(t, dbA, "tabItem", "ITEM-1", "end_of_life")
+	eb, _ := column(t, dbB, "tabItem", "ITEM-1", "end_of_life")
+	if ea != "2030-01-01" || eb != "2030-01-01" {
+		t.Errorf("end_of_life: A %q, B %q", ea, eb)
+	}
+	ma, _ := column(t, dbA, "tabItem", "ITEM-1", "modified")
+	mb, _ := column(t, dbB, "tabItem", "ITEM-1", "modified")
+	if ma == "" || strings.TrimRight(ma, "0") != strings.TrimRight(mb, "0") {
+		t.Errorf("modified differs: A %q, B %q (both are the write's time in the site's zone)", ma, mb)
+	}
+	if n := count(t, dbB, "tabItem Barcode", `"parent" = 'ITEM-1' AND "parenttype" = 'Item' AND "parentfield" = 'barcodes'`); n != 1 {
+		t.Fatalf("B has %d barcode rows for ITEM-1", n)
+	}
+
+	// B's own column keeps its value through updates from the mesh.
+	if _, err := dbB.DB.Exec(context.Background(), `ALTER TABLE "tabItem" ADD COLUMN "custom_shelf" varchar(140)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dbB.DB.Exec(context.Background(), `UPDATE "tabItem" SET "custom_shelf" = 'B-12' WHERE "name" = 'ITEM-1'`); err != nil {
+		t.Fatal(err)
+	}
+	a.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_name": "Widget Mk II", "barcodes": []}`)
+	waitFor(t, 30*time.Second, "the update in B's database", func() bool {
+		v, _ := column(t, dbB, "tabItem", "ITEM-1", "item_name")
+		return v == "Widget Mk II"
+	})
+	if v, _ := column(t, dbB, "tabItem", "ITEM-1", "custom_shelf"); v != "B-12" {
+		t.Fatalf("B's own column lost its value: %q", v)
+	}
+	if n := count(t, dbB, "tabItem Barcode", `"parent" = 'ITEM-1'`); n != 0 {
+		t.Fatalf("a removed row is still in B's database (%d rows)", n)
+	}
+
+	// Deleted on A: gone from B's database.
+	a.must("doc", "put", "Item", "ITEM-2", "--json", `{"item_code": "ITEM-2", "item_name": "Doomed", "barcodes": [{"barcode": "0012345678905"}]}`)
+	waitFor(t, 30*time.Second, "ITEM-2 in B's database", func() bool { _, ok := column(t, dbB, "tabItem", "ITEM-2", "name"); return ok })
+	a.must("doc", "delete", "Item", "ITEM-2")
+	waitFor(t, 30*time.Second, "ITEM-2 removed from B's database", func() bool {
+		_, ok := column(t, dbB, "tabItem", "ITEM-2", "name")
+		return !ok && count(t, dbB, "tabItem Barcode", `"parent" = 'ITEM-2'`) == 0
+	})
+
+	// B crashes (kill -9) while A writes; after restart B's database holds
+	// every document once and its applied vector matches the node's.
+	b.kill()
+	for i := range 300 {
+		a.must("doc", "put", "Item", fmt.Sprintf("BULK-%03d", i), "--json", fmt.Sprintf(`{"item_code": "BULK-%03d", "item_name": "bulk %d"}`, i, i))
+		if i == 150 {
+			b.start("--db", urlB)
+		}
+	}
+	b.kill()
+	b.start("--db", urlB)
+	waitFor(t, 60*time.Second, "all 301 Items in B's database", func() bool { return count(t, dbB, "tabItem", "") == 301 })
+	waitFor(t, 30*time.Second, "B's bridge to settle", func() bool {
+		var st node.BridgeStatus
+		if json.Unmarshal([]byte(b.must("bridge", "status", "--json")), &st) != nil || len(st.Doctypes) != 1 {
+			return false
+		}
+		return st.Doctypes[0].Pending == 0 && st.Doctypes[0].Failures == 0 && st.Doctypes[0].Applied == vvOf(b.status(), "Item")
+	})
+	if out := b.must("synclog"); !strings.Contains(out, "empty") {
+		t.Fatalf("sync log: %s", out)
+	}
+	if v, _ := column(t, dbB, "tabItem", "BULK-299", "item_name"); v != "bulk 299" {
+		t.Fatalf("BULK-299 on B: %q", v)
+	}
+}
+
+func vvOf(st node.Status, dt string) string {
+	for _, d := range st.Doctypes {
+		if d.Doctype == dt {
+			return d.VV
+		}
+	}
+	return ""
+}

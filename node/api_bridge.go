@@ -1,0 +1,66 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"meridian/bridge"
+)
+
+var errNoBridge = errors.New("this node has no site database (start it with --site PATH/sites/SITE or --db URL, or set [bridge] in config.toml)")
+
+func (n *Node) handleBridgeStatus(w http.ResponseWriter, r *http.Request) {
+	if n.bridge == nil {
+		writeErr(w, http.StatusConflict, errNoBridge)
+		return
+	}
+	st, err := n.bridge.status(r.Context())
+	if err != nil {
+		writeErr(w, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (n *Node) handleSyncLog(w http.ResponseWriter, r *http.Request) {
+	if n.bridge == nil {
+		writeErr(w, http.StatusConflict, errNoBridge)
+		return
+	}
+	fs, err := n.bridge.app.Failures(r.Context(), false)
+	if err != nil {
+		writeErr(w, http.StatusBadGateway, err)
+		return
+	}
+	if fs == nil {
+		fs = []bridge.Failure{}
+	}
+	writeJSON(w, http.StatusOK, fs)
+}
+
+func (n *Node) handleResync(w http.ResponseWriter, r *http.Request) {
+	if n.bridge == nil {
+		writeErr(w, http.StatusConflict, errNoBridge)
+		return
+	}
+	var req struct {
+		Doctype string `json:"doctype"`
+		Name    string `json:"name"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeErr(w, http.StatusBadRequest, errors.New(`body must be {"doctype": "Item", "name": "ITEM-1"} (both optional)`))
+		return
+	}
+	if req.Name != "" && req.Doctype == "" {
+		writeErr(w, http.StatusBadRequest, errors.New("a name needs its doctype"))
+		return
+	}
+	count, err := n.bridge.resync(r.Context(), req.Doctype, req.Name)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"documents": count})
+}
