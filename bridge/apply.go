@@ -65,6 +65,8 @@ type Applier struct {
 	user  string
 	types map[string]*DocType
 	specs map[string]*TableSpec
+	// Settle is how far behind the clock capture stays (default 2 s).
+	Settle time.Duration
 	// failing holds the sync log's keys (doctype NUL name), so a success
 	// clears its entry without a query per document.
 	failing map[string]bool
@@ -111,7 +113,11 @@ func (a *Applier) EnsureState(ctx context.Context) error {
 		d.mustQuote("doctype")+" varchar(140) NOT NULL PRIMARY KEY, "+
 		d.mustQuote("vv")+" text NOT NULL, "+
 		d.mustQuote("documents")+" bigint NOT NULL DEFAULT 0, "+
-		d.mustQuote("modified")+" "+ts+")"+opts)
+		d.mustQuote("modified")+" "+ts+", "+
+		d.mustQuote("capture_modified")+" varchar(40), "+
+		d.mustQuote("capture_name")+" varchar(140), "+
+		d.mustQuote("deleted_at")+" varchar(40), "+
+		d.mustQuote("deleted_document")+" varchar(140))"+opts)
 	if err != nil {
 		return fmt.Errorf("bridge: creating %s: %w", StateTable, err)
 	}
