@@ -48,6 +48,12 @@ type siteBridge struct {
 
 	notes chan bridgeNote
 
+	// captured: documents whose latest write this bridge captured from the
+	// site's database (loop goroutine only), with that write's time; they
+	// are not written back, so a Desk user's open form stays current.
+	captured map[string]time.Time
+	wm       map[string]bridge.Watermark // capture only
+
 	mu      sync.Mutex
 	stats   map[string]*BridgeDoctype
 	oldest  time.Time // the oldest change not applied yet (zero: none)
@@ -99,7 +105,8 @@ func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, e
 	if err != nil {
 		return nil, fmt.Errorf("node: bridge: %w", err)
 	}
-	b := &siteBridge{n: n, site: site, master: map[string]bool{}, notes: make(chan bridgeNote, 1024), stats: map[string]*BridgeDoctype{}}
+	b := &siteBridge{n: n, site: site, master: map[string]bool{}, notes: make(chan bridgeNote, 1024), stats: map[string]*BridgeDoctype{},
+		captured: map[string]time.Time{}, wm: map[string]bridge.Watermark{}}
 	fail := func(err error) (*siteBridge, error) {
 		site.Close()
 		return nil, fmt.Errorf("node: bridge: %w", err)
@@ -148,6 +155,11 @@ func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, e
 	}
 	if err := b.app.EnsureState(ctx); err != nil {
 		return fail(err)
+	}
+	for _, dt := range cfg.Doctypes {
+		if b.wm[dt], err = b.app.LoadWatermark(ctx, dt); err != nil {
+			return fail(err)
+		}
 	}
 	if site.Config != nil && site.Config.RedisCache != "" {
 		if b.cache, err = bridge.NewCache(site.Config.RedisCache, site.Config.DBName); err != nil {
@@ -227,6 +239,8 @@ func (b *siteBridge) run() {
 	flush := time.NewTimer(0)
 	retry := time.NewTicker(2 * time.Second)
 	defer retry.Stop()
+	capture := time.NewTicker(time.Second)
+	defer capture.Stop()
 	backoff := 100 * time.Millisecond
 	for {
 		select {
@@ -249,6 +263,13 @@ func (b *siteBridge) run() {
 			continue
 		case <-retry.C:
 			b.retryFailures(ctx)
+			continue
+		case <-capture.C:
+			for _, dt := range sortedSet(b.master) {
+				if err := b.capture(ctx, dt); err != nil {
+					b.noteErr(dt, err)
+				}
+			}
 			continue
 		case <-flush.C:
 		}
@@ -368,9 +389,18 @@ func (b *siteBridge) apply(ctx context.Context, dt string, names []string, vv cr
 	if err := b.n.do(ctx, func(r *replica.Replica) error {
 		for _, name := range names {
 			if err := r.Read(dt, name, func(d *crdt.Doc) {
-				if !d.Empty() {
-					docs = append(docs, bridge.DocFromCRDT(d))
+				if d.Empty() {
+					return
 				}
+				doc := bridge.DocFromCRDT(d)
+				key := dt + "\x00" + name
+				if at, ok := b.captured[key]; ok {
+					delete(b.captured, key)
+					if at.Equal(doc.Modified) {
+						return // the site's database already holds this state
+					}
+				}
+				docs = append(docs, doc)
 			}); err != nil {
 				return err
 			}
@@ -505,4 +535,72 @@ func (b *siteBridge) status(ctx context.Context) (BridgeStatus, error) {
 func (b *siteBridge) close() {
 	b.cache.Close()
 	b.site.Close()
+}
+
+// capture turns the site's local changes to a master into edits of the
+// replica: a document whose row is newer than the replica's state is diffed
+// and the difference proposed; a deletion deletes. Rows the bridge wrote
+// (or older than the replica) are skipped, so nothing echoes. The watermark
+// is saved once the edits are durable.
+func (b *siteBridge) capture(ctx context.Context, dt string) error {
+	caps, next, err := b.app.Captures(ctx, dt, b.wm[dt], 500)
+	if err != nil {
+		return err
+	}
+	if len(caps) > 0 {
+		proposed := 0
+		err = b.n.propose(ctx, func(r *replica.Replica) ([]replica.Edit, error) {
+			var edits []replica.Edit
+			for _, c := range caps {
+				var ops []crdt.Op
+				if err := r.Read(dt, c.Name, func(d *crdt.Doc) {
+					cur := bridge.DocFromCRDT(d)
+					if d.Exists() && !c.Modified.After(cur.Modified) {
+						return // written by the bridge, or older than what the mesh holds
+					}
+					if c.Deleted {
+						if d.Exists() {
+							ops = []crdt.Op{{Kind: crdt.OpDelete}}
+						}
+						return
+					}
+					des := c.Desired()
+					for f := range c.Defaulted {
+						if _, ok := cur.View.Fields[f]; !ok {
+							delete(des.Fields, f) // the column's default, not a value someone set
+						}
+					}
+					ops = d.Diff(des)
+				}); err != nil {
+					return nil, err
+				}
+				if len(ops) == 0 {
+					continue
+				}
+				dot, err := r.Propose(replica.Proposal{Doctype: dt, Name: c.Name, Ops: ops})
+				if err != nil {
+					b.n.log.Warn("bridge: a local change could not enter the mesh", "doctype", dt, "name", c.Name, "by", c.ModifiedBy, "err", err)
+					continue
+				}
+				edits = append(edits, replica.Edit{Doctype: dt, Dot: dot})
+				proposed++
+				_ = r.Read(dt, c.Name, func(d *crdt.Doc) { b.captured[dt+"\x00"+c.Name] = bridge.DocFromCRDT(d).Modified })
+			}
+			return edits, nil
+		})
+		if err != nil {
+			return err
+		}
+		if proposed > 0 {
+			b.n.log.Info("bridge: captured local changes", "doctype", dt, "documents", proposed)
+			b.n.met.bridgeCaptured.Add(float64(proposed))
+		}
+	}
+	if next != b.wm[dt] {
+		if err := b.app.SaveWatermark(ctx, dt, next); err != nil {
+			return err
+		}
+		b.wm[dt] = next
+	}
+	return nil
 }

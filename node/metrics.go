@@ -25,8 +25,9 @@ type metrics struct {
 	inboxDrops  prometheus.Counter
 	sendDrops   prometheus.Counter
 
-	bridgeWritten prometheus.Counter
-	bridgeLag     prometheus.GaugeFunc
+	bridgeWritten  prometheus.Counter
+	bridgeCaptured prometheus.Counter
+	bridgeLag      prometheus.GaugeFunc
 }
 
 func newMetrics(n *Node) *metrics {
@@ -51,6 +52,7 @@ func newMetrics(n *Node) *metrics {
 	m.inboxDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_inbox_drops_total", Help: "Messages dropped because the loop was behind."})
 	m.sendDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_send_drops_total", Help: "Messages not sent: peer gone or its queue full."})
 	m.bridgeWritten = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_bridge_documents_written_total", Help: "Documents the bridge wrote into (or deleted from) the site's database."})
+	m.bridgeCaptured = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_bridge_documents_captured_total", Help: "Local changes in the site's database turned into edits."})
 	m.bridgeLag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_bridge_lag_seconds", Help: "How long the oldest change not yet in the site's database has waited."},
 		func() float64 {
 			if n.bridge == nil {
@@ -59,7 +61,7 @@ func newMetrics(n *Node) *metrics {
 			return n.bridge.lag().Seconds()
 		})
 	for _, c := range []prometheus.Collector{m.peers, m.msgsIn, m.msgsOut, m.bytesIn, m.bytesOut, m.editsIn, m.syncRounds, m.lag,
-		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops, m.bridgeWritten, m.bridgeLag,
+		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops, m.bridgeWritten, m.bridgeCaptured, m.bridgeLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -203,6 +203,49 @@ func TestBridgeWritesConvergedMastersIntoEachSitesDatabase(t *testing.T) {
 		t.Fatalf("a removed row is still in B's database (%d rows)", n)
 	}
 
+	// A Desk edit on B (an UPDATE with a bumped modified, as Frappe saves)
+	// flows back to A; B's row keeps the clerk's modified_by (no echo).
+	kolkata, _ := time.LoadLocation("Asia/Kolkata") // the site's zone: Frappe's default
+	now := func() string { return time.Now().In(kolkata).Format("2006-01-02 15:04:05.000000") }
+	if _, err := dbB.DB.Exec(context.Background(), `UPDATE "tabItem" SET "item_name" = 'Edited at B', "shelf_life_in_days" = 45, "modified" = $1, "modified_by" = 'clerk@b' WHERE "name" = 'ITEM-1'`, now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "B's Desk edit on A", func() bool {
+		v, _ := column(t, dbA, "tabItem", "ITEM-1", "item_name")
+		return v == "Edited at B" && a.field("Item", "ITEM-1", "item_name") == "Edited at B"
+	})
+	if v, _ := column(t, dbA, "tabItem", "ITEM-1", "shelf_life_in_days"); v != "45" {
+		t.Fatalf("shelf_life_in_days on A: %q", v)
+	}
+	time.Sleep(2 * time.Second)
+	if v, _ := column(t, dbB, "tabItem", "ITEM-1", "modified_by"); v != "clerk@b" {
+		t.Fatalf("the bridge wrote B's own edit back over it (modified_by %q)", v)
+	}
+	if v, _ := column(t, dbB, "tabItem", "ITEM-1", "custom_shelf"); v != "B-12" {
+		t.Fatalf("B's own column lost its value: %q", v)
+	}
+
+	// A Desk delete on B (the row goes, tabDeleted Document gets one) deletes on A.
+	dd, err := bridge.ReadDocTypeFile("testdata/frappe/deleted_document.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bridge.EnsureTable(context.Background(), dbB.DB, dd); err != nil {
+		t.Fatal(err)
+	}
+	a.must("doc", "put", "Item", "ITEM-3", "--json", `{"item_code": "ITEM-3", "item_name": "Deleted at B"}`)
+	waitFor(t, 30*time.Second, "ITEM-3 in B's database", func() bool { _, ok := column(t, dbB, "tabItem", "ITEM-3", "name"); return ok })
+	if _, err := dbB.DB.Exec(context.Background(), `DELETE FROM "tabItem" WHERE "name" = 'ITEM-3'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dbB.DB.Exec(context.Background(), `INSERT INTO "tabDeleted Document" ("name", "creation", "modified", "owner", "deleted_doctype", "deleted_name", "data") VALUES ('dd1', $1, $1, 'clerk@b', 'Item', 'ITEM-3', '{}')`, now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "B's Desk delete on A", func() bool {
+		_, ok := column(t, dbA, "tabItem", "ITEM-3", "name")
+		return !ok && !a.has("Item", "ITEM-3")
+	})
+
 	// Deleted on A: gone from B's database.
 	a.must("doc", "put", "Item", "ITEM-2", "--json", `{"item_code": "ITEM-2", "item_name": "Doomed", "barcodes": [{"barcode": "0012345678905"}]}`)
 	waitFor(t, 30*time.Second, "ITEM-2 in B's database", func() bool { _, ok := column(t, dbB, "tabItem", "ITEM-2", "name"); return ok })
