@@ -166,6 +166,10 @@ type ApplyStats struct {
 	// Failed lists the documents that could not be written: each is in the
 	// sync log with its reason and is retried; the others were written.
 	Failed []Failure
+	// Held lists the documents waiting for a Link target (a document of a
+	// master written here) to arrive; they are in the sync log too and
+	// retried every second.
+	Held []Failure
 }
 
 // Apply writes documents of one master doctype and, unless vv is nil, the
@@ -198,6 +202,19 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 			return st, err
 		}
 		one := ApplyStats{}
+		if missing, err := a.missingLink(ctx, tx, dt, doc); err != nil {
+			return st, err
+		} else if missing != "" {
+			f, lerr := a.logFailure(ctx, tx, doctype, doc.View.Name, errors.New(missing), now)
+			if lerr != nil {
+				return st, lerr
+			}
+			st.Held = append(st.Held, f)
+			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+d.mustQuote("meridian_doc")); err != nil {
+				return st, err
+			}
+			continue
+		}
 		if err := a.applyDoc(ctx, tx, dt, doc, &one); err != nil {
 			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+d.mustQuote("meridian_doc")); rerr != nil {
 				return st, fmt.Errorf("bridge: writing %s %q: %w (and rolling it back: %v)", doctype, doc.View.Name, err, rerr)
@@ -232,10 +249,60 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 	for _, k := range cleared {
 		delete(a.failing, k)
 	}
-	for _, f := range st.Failed {
+	for _, f := range append(st.Failed, st.Held...) {
 		a.failing[f.Doctype+"\x00"+f.Name] = true
 	}
 	return st, nil
+}
+
+// heldPrefix starts the sync-log reason of a document held for a Link.
+const heldPrefix = "held: "
+
+// missingLink returns why a document must wait: a Link field naming a
+// document of a master this bridge writes that the site's database does not
+// hold yet (Frappe would refuse to open it). "" when it can be written.
+func (a *Applier) missingLink(ctx context.Context, tx *Tx, dt *DocType, doc Doc) (string, error) {
+	if !doc.View.Exists {
+		return "", nil
+	}
+	d := a.db.Dialect()
+	check := func(field, target string, v crdt.Value) (string, error) {
+		if v.Kind != crdt.KindStr || v.Str == "" {
+			return "", nil
+		}
+		t := a.types[target]
+		if t == nil || t.IsTable || (target == dt.Name && v.Str == doc.View.Name) {
+			return "", nil // not a master written here, or itself
+		}
+		var one int64
+		err := queryRow(ctx, tx, "SELECT 1 FROM "+d.mustQuote(t.Table())+" WHERE "+d.mustQuote("name")+" = "+d.Placeholder(1), []any{v.Str}, &one)
+		if isNoRows(err) {
+			return fmt.Sprintf("%sLink %s → %s %q has not arrived in this site's database yet; written once it has", heldPrefix, field, target, v.Str), nil
+		}
+		return "", err
+	}
+	for _, f := range dt.ColumnFields() {
+		if f.Fieldtype != "Link" {
+			continue
+		}
+		if why, err := check(f.Fieldname, f.Options, doc.View.Fields[f.Fieldname]); why != "" || err != nil {
+			return why, err
+		}
+	}
+	for _, tf := range dt.TableFields() {
+		child := a.types[tf.Options]
+		for _, row := range doc.View.Tables[tf.Fieldname] {
+			for _, f := range child.ColumnFields() {
+				if f.Fieldtype != "Link" {
+					continue
+				}
+				if why, err := check(tf.Fieldname+"."+f.Fieldname, f.Options, row.Fields[f.Fieldname]); why != "" || err != nil {
+					return why, err
+				}
+			}
+		}
+	}
+	return "", nil
 }
 
 // SyncLogTable is the bridge's durable sync log: every document it could
@@ -283,6 +350,9 @@ func (a *Applier) logFailure(ctx context.Context, tx *Tx, doctype, name string, 
 		return f, fmt.Errorf("bridge: reading the sync log: %w", err)
 	}
 	f.NextRetry = now.Add(retryDelay(f.Attempts)).UTC()
+	if strings.HasPrefix(f.Reason, heldPrefix) {
+		f.NextRetry = now.Add(time.Second).UTC() // the target usually arrives within moments
+	}
 	_, err = tx.Exec(ctx, "INSERT INTO "+d.mustQuote(SyncLogTable)+" ("+d.mustQuote("doctype")+", "+d.mustQuote("name")+", "+d.mustQuote("reason")+", "+
 		d.mustQuote("attempts")+", "+d.mustQuote("first_failed")+", "+d.mustQuote("last_failed")+", "+d.mustQuote("next_retry")+") VALUES ("+
 		d.Placeholder(1)+", "+d.Placeholder(2)+", "+d.Placeholder(3)+", "+d.Placeholder(4)+", "+d.Placeholder(5)+", "+d.Placeholder(6)+", "+d.Placeholder(7)+")",

@@ -292,3 +292,56 @@ func TestStateVersionVectorRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// A document whose Link names a document of another master this bridge
+// writes waits (in the sync log, as held) until that document is there.
+func TestApplyHoldsADocumentUntilItsLinkTargetArrives(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d Dialect) {
+		ctx := testContext(t)
+		td := newTestDatabase(t, d)
+		group := fixture(t, "item_group.json").Clone()
+		var fields []DocField
+		for _, f := range group.Fields {
+			if !tableFieldtypes[f.Fieldtype] { // its child tables have no fixtures here
+				fields = append(fields, f)
+			}
+		}
+		group.Fields = fields
+		dts := append(itemDocTypes(t), group)
+		for _, dt := range dts {
+			mustEnsure(t, ctx, td.DB, dt)
+		}
+		a, err := NewApplier(td.DB, TimeZone{Location: time.UTC}, "", dts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.EnsureState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		w := newDocWriter()
+		item := crdt.NewDoc("Item", "DRILL")
+		w.write(t, item, crdt.Op{Kind: crdt.OpCreate}, set("item_name", crdt.Str("Drill")), set("item_group", crdt.Str("Tools")),
+			set("stock_uom", crdt.Str("Nos"))) // UOM is not a master here: no hold for it
+		st, err := a.Apply(ctx, "Item", []Doc{DocFromCRDT(item)}, vvOf(w))
+		if err != nil || len(st.Held) != 1 || st.Upserted != 0 {
+			t.Fatalf("held: %+v %v", st, err)
+		}
+		if !strings.Contains(st.Held[0].Reason, `item_group → Item Group "Tools"`) || !st.Held[0].NextRetry.Before(time.Now().Add(2*time.Second)) {
+			t.Fatalf("held entry %+v", st.Held[0])
+		}
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 0 {
+			t.Fatalf("a held document was written: %v", n)
+		}
+		tools := crdt.NewDoc("Item Group", "Tools")
+		w.write(t, tools, crdt.Op{Kind: crdt.OpCreate}, set("item_group_name", crdt.Str("Tools")))
+		if st, err := a.Apply(ctx, "Item Group", []Doc{DocFromCRDT(tools)}, nil); err != nil || st.Upserted != 1 {
+			t.Fatalf("group: %+v %v", st, err)
+		}
+		if st, err = a.Apply(ctx, "Item", []Doc{DocFromCRDT(item)}, nil); err != nil || st.Upserted != 1 || len(st.Held) != 0 {
+			t.Fatalf("after the group arrived: %+v %v", st, err)
+		}
+		if log, _ := a.Failures(ctx, false); len(log) != 0 {
+			t.Fatalf("sync log not cleared: %+v", log)
+		}
+	})
+}

@@ -417,6 +417,9 @@ func (b *siteBridge) apply(ctx context.Context, dt string, names []string, vv cr
 		b.n.log.Warn("bridge: a document could not be written; it is in the sync log and will be retried",
 			"doctype", f.Doctype, "name", f.Name, "attempt", f.Attempts, "reason", f.Reason, "next_retry", f.NextRetry.Format(time.RFC3339))
 	}
+	for _, f := range st.Held {
+		b.n.log.Info("bridge: a document waits for a Link target", "doctype", f.Doctype, "name", f.Name, "reason", f.Reason)
+	}
 	if err := b.cache.Invalidate(ctx, dt, names); err != nil {
 		b.n.log.Warn("bridge: Frappe's cache was not invalidated", "doctype", dt, "err", err)
 	}
