@@ -27,6 +27,8 @@ type Capture struct {
 	// replica that has no value for them does not need one.
 	Defaulted map[string]bool
 	Tables    map[string][]crdt.DesiredRow
+
+	modifiedText string // modified as the database printed it (the watermark)
 }
 
 // Desired is the capture as a document to diff against.
@@ -114,62 +116,15 @@ func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, li
 	if wm.DeletedAt == "" {
 		wm.DeletedAt, wm.DeletedDocument = settled, ""
 	}
-	cols := []string{"name", "modified", "modified_by", "docstatus"}
-	for _, f := range dt.ColumnFields() {
-		cols = append(cols, f.Fieldname)
-	}
-	sel := make([]string, len(cols))
-	for i, c := range cols {
-		sel[i] = textExpr(d, c)
-	}
 	mq, nq := d.mustQuote("modified"), d.mustQuote("name")
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + d.mustQuote(dt.Table()) +
-		" WHERE (" + mq + " > " + d.Placeholder(1) + " OR (" + mq + " = " + d.Placeholder(2) + " AND " + nq + " > " + d.Placeholder(3) + "))" +
-		" AND " + mq + " <= " + d.Placeholder(4) + " ORDER BY " + mq + ", " + nq + " LIMIT " + strconv.Itoa(limit)
-	rows, err := a.db.Query(ctx, q, wm.Modified, wm.Modified, wm.Name, settled)
+	out, err := a.readDocs(ctx, dt,
+		"("+mq+" > "+d.Placeholder(1)+" OR ("+mq+" = "+d.Placeholder(2)+" AND "+nq+" > "+d.Placeholder(3)+")) AND "+mq+" <= "+d.Placeholder(4),
+		[]any{wm.Modified, wm.Modified, wm.Name, settled}, mq+", "+nq, limit)
 	if err != nil {
-		return nil, wm, fmt.Errorf("bridge: capturing %s: %w", doctype, err)
-	}
-	var out []Capture
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			rows.Close()
-			return nil, wm, err
-		}
-		c := Capture{Doctype: doctype, Name: vals[0].String, ModifiedBy: vals[2].String, Fields: map[string]crdt.Value{}, Defaulted: map[string]bool{}, Tables: map[string][]crdt.DesiredRow{}}
-		c.Modified, err = a.parseTS(vals[1].String)
-		if err != nil {
-			rows.Close()
-			return nil, wm, fmt.Errorf("bridge: %s %q: modified %q: %w", doctype, c.Name, vals[1].String, err)
-		}
-		c.DocStatus, _ = strconv.ParseInt(vals[3].String, 10, 64)
-		for i, f := range dt.ColumnFields() {
-			v, err := a.fromSQL(f, vals[4+i])
-			if err != nil {
-				rows.Close()
-				return nil, wm, fmt.Errorf("bridge: %s %q: field %s: %w", doctype, c.Name, f.Fieldname, err)
-			}
-			c.Fields[f.Fieldname] = v
-			if col := a.specs[doctype].Column(f.Fieldname); col != nil && col.Default != nil && vals[4+i].Valid && valueIsDefault(v, col.Default.Value) {
-				c.Defaulted[f.Fieldname] = true
-			}
-		}
-		wm.Modified, wm.Name = vals[1].String, c.Name
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, wm, err
 	}
-	for i := range out {
-		if err := a.captureRows(ctx, dt, &out[i]); err != nil {
-			return nil, wm, err
-		}
+	for _, c := range out {
+		wm.Modified, wm.Name = c.modifiedText, c.Name
 	}
 	dels, wm, err := a.capturedDeletes(ctx, doctype, wm, limit, settled)
 	if err != nil {
@@ -326,4 +281,87 @@ func (a *Applier) fromSQL(f *DocField, v sql.NullString) (crdt.Value, error) {
 		return crdt.Str(j), nil
 	}
 	return crdt.Str(s), nil
+}
+
+// readDocs reads documents of a master (and their child rows) matching an
+// SQL condition, in the given order.
+func (a *Applier) readDocs(ctx context.Context, dt *DocType, where string, args []any, order string, limit int) ([]Capture, error) {
+	d := a.db.Dialect()
+	cols := []string{"name", "modified", "modified_by", "docstatus"}
+	for _, f := range dt.ColumnFields() {
+		cols = append(cols, f.Fieldname)
+	}
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = textExpr(d, c)
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + d.mustQuote(dt.Table()) + " WHERE " + where + " ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
+	rows, err := a.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: reading %s: %w", dt.Name, err)
+	}
+	var out []Capture
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c := Capture{Doctype: dt.Name, Name: vals[0].String, ModifiedBy: vals[2].String, Fields: map[string]crdt.Value{}, Defaulted: map[string]bool{},
+			Tables: map[string][]crdt.DesiredRow{}, modifiedText: vals[1].String}
+		c.Modified, err = a.parseTS(vals[1].String)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("bridge: %s %q: modified %q: %w", dt.Name, c.Name, vals[1].String, err)
+		}
+		c.DocStatus, _ = strconv.ParseInt(vals[3].String, 10, 64)
+		for i, f := range dt.ColumnFields() {
+			v, err := a.fromSQL(f, vals[4+i])
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("bridge: %s %q: field %s: %w", dt.Name, c.Name, f.Fieldname, err)
+			}
+			c.Fields[f.Fieldname] = v
+			if col := a.specs[dt.Name].Column(f.Fieldname); col != nil && col.Default != nil && vals[4+i].Valid && valueIsDefault(v, col.Default.Value) {
+				c.Defaulted[f.Fieldname] = true
+			}
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := a.captureRows(ctx, dt, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// AdoptPage reads up to limit documents of a master whose names sort after
+// `after`: `meridian bridge adopt` walks a table with it.
+func (a *Applier) AdoptPage(ctx context.Context, doctype, after string, limit int) ([]Capture, error) {
+	dt := a.types[doctype]
+	if dt == nil {
+		return nil, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
+	}
+	d := a.db.Dialect()
+	return a.readDocs(ctx, dt, d.mustQuote("name")+" > "+d.Placeholder(1), []any{after}, d.mustQuote("name"), limit)
+}
+
+// Count returns how many documents a master's table holds.
+func (a *Applier) Count(ctx context.Context, doctype string) (int, error) {
+	dt := a.types[doctype]
+	if dt == nil {
+		return 0, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
+	}
+	var n int64
+	err := queryRow(ctx, a.db, "SELECT COUNT(*) FROM "+a.db.Dialect().mustQuote(dt.Table()), nil, &n)
+	return int(n), err
 }

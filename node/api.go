@@ -65,6 +65,7 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("GET /api/bridge/status", auth(n.handleBridgeStatus))
 	mux.HandleFunc("GET /api/bridge/synclog", auth(n.handleSyncLog))
 	mux.HandleFunc("POST /api/bridge/resync", auth(n.handleResync))
+	mux.HandleFunc("POST /api/bridge/adopt", auth(n.handleAdopt))
 	mux.HandleFunc("POST /api/network/pause", auth(func(w http.ResponseWriter, r *http.Request) {
 		n.Pause()
 		writeJSON(w, http.StatusOK, map[string]string{"message": "network paused"})

@@ -64,3 +64,47 @@ func (n *Node) handleResync(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"documents": count})
 }
+
+// AdoptProgress is one line of POST /api/bridge/adopt's NDJSON answer.
+type AdoptProgress struct {
+	Done     int    `json:"done"`
+	Total    int    `json:"total"`
+	Proposed int    `json:"proposed"`
+	Finished bool   `json:"finished,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// handleAdopt streams progress lines while a doctype's rows are adopted.
+func (n *Node) handleAdopt(w http.ResponseWriter, r *http.Request) {
+	if n.bridge == nil {
+		writeErr(w, http.StatusConflict, errNoBridge)
+		return
+	}
+	var req struct {
+		Doctype string `json:"doctype"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || req.Doctype == "" {
+		writeErr(w, http.StatusBadRequest, errors.New(`body must be {"doctype": "Item"}`))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	emit := func(p AdoptProgress) {
+		_ = enc.Encode(p)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	var last AdoptProgress
+	proposed, err := n.bridge.adopt(r.Context(), req.Doctype, func(done, total, proposed int) {
+		last = AdoptProgress{Done: done, Total: total, Proposed: proposed}
+		emit(last)
+	})
+	last.Proposed, last.Finished = proposed, true
+	if err != nil {
+		last.Error = err.Error()
+	}
+	emit(last)
+}

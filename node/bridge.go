@@ -551,46 +551,7 @@ func (b *siteBridge) capture(ctx context.Context, dt string) error {
 		return err
 	}
 	if len(caps) > 0 {
-		proposed := 0
-		err = b.n.propose(ctx, func(r *replica.Replica) ([]replica.Edit, error) {
-			var edits []replica.Edit
-			for _, c := range caps {
-				var ops []crdt.Op
-				if err := r.Read(dt, c.Name, func(d *crdt.Doc) {
-					cur := bridge.DocFromCRDT(d)
-					if d.Exists() && !c.Modified.After(cur.Modified) {
-						return // written by the bridge, or older than what the mesh holds
-					}
-					if c.Deleted {
-						if d.Exists() {
-							ops = []crdt.Op{{Kind: crdt.OpDelete}}
-						}
-						return
-					}
-					des := c.Desired()
-					for f := range c.Defaulted {
-						if _, ok := cur.View.Fields[f]; !ok {
-							delete(des.Fields, f) // the column's default, not a value someone set
-						}
-					}
-					ops = d.Diff(des)
-				}); err != nil {
-					return nil, err
-				}
-				if len(ops) == 0 {
-					continue
-				}
-				dot, err := r.Propose(replica.Proposal{Doctype: dt, Name: c.Name, Ops: ops})
-				if err != nil {
-					b.n.log.Warn("bridge: a local change could not enter the mesh", "doctype", dt, "name", c.Name, "by", c.ModifiedBy, "err", err)
-					continue
-				}
-				edits = append(edits, replica.Edit{Doctype: dt, Dot: dot})
-				proposed++
-				_ = r.Read(dt, c.Name, func(d *crdt.Doc) { b.captured[dt+"\x00"+c.Name] = bridge.DocFromCRDT(d).Modified })
-			}
-			return edits, nil
-		})
+		proposed, err := b.propose(ctx, dt, caps, false)
 		if err != nil {
 			return err
 		}
@@ -606,4 +567,85 @@ func (b *siteBridge) capture(ctx context.Context, dt string) error {
 		b.wm[dt] = next
 	}
 	return nil
+}
+
+// propose diffs documents read from the site against the replica and
+// proposes the differences, returning once they are durable. Captured
+// changes older than the replica's state are skipped; adopted documents
+// are taken as they are (concurrent values resolve as any conflict).
+func (b *siteBridge) propose(ctx context.Context, dt string, caps []bridge.Capture, adopting bool) (int, error) {
+	proposed := 0
+	err := b.n.propose(ctx, func(r *replica.Replica) ([]replica.Edit, error) {
+		var edits []replica.Edit
+		for _, c := range caps {
+			var ops []crdt.Op
+			if err := r.Read(dt, c.Name, func(d *crdt.Doc) {
+				cur := bridge.DocFromCRDT(d)
+				if !adopting && d.Exists() && !c.Modified.After(cur.Modified) {
+					return // written by the bridge, or older than what the mesh holds
+				}
+				if c.Deleted {
+					if d.Exists() {
+						ops = []crdt.Op{{Kind: crdt.OpDelete}}
+					}
+					return
+				}
+				des := c.Desired()
+				for f := range c.Defaulted {
+					if _, ok := cur.View.Fields[f]; !ok {
+						delete(des.Fields, f) // the column's default, not a value someone set
+					}
+				}
+				ops = d.Diff(des)
+			}); err != nil {
+				return nil, err
+			}
+			if len(ops) == 0 {
+				continue
+			}
+			dot, err := r.Propose(replica.Proposal{Doctype: dt, Name: c.Name, Ops: ops})
+			if err != nil {
+				b.n.log.Warn("bridge: a local change could not enter the mesh", "doctype", dt, "name", c.Name, "by", c.ModifiedBy, "err", err)
+				continue
+			}
+			edits = append(edits, replica.Edit{Doctype: dt, Dot: dot})
+			proposed++
+			_ = r.Read(dt, c.Name, func(d *crdt.Doc) { b.captured[dt+"\x00"+c.Name] = bridge.DocFromCRDT(d).Modified })
+		}
+		return edits, nil
+	})
+	return proposed, err
+}
+
+// adopt makes a doctype's existing rows part of the mesh, page by page,
+// reporting progress.
+func (b *siteBridge) adopt(ctx context.Context, dt string, progress func(done, total, proposed int)) (int, error) {
+	if !b.master[dt] {
+		return 0, fmt.Errorf("%s is not among the bridge's doctypes; add it to [bridge] doctypes in config.toml and restart the node, then adopt it", dt)
+	}
+	total, err := b.app.Count(ctx, dt)
+	if err != nil {
+		return 0, err
+	}
+	done, proposed, after := 0, 0, ""
+	progress(0, total, 0)
+	for {
+		page, err := b.app.AdoptPage(ctx, dt, after, 500)
+		if err != nil {
+			return proposed, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		p, err := b.propose(ctx, dt, page, true)
+		if err != nil {
+			return proposed, err
+		}
+		proposed += p
+		done += len(page)
+		after = page[len(page)-1].Name
+		progress(done, max(total, done), proposed)
+	}
+	b.n.log.Info("bridge: adopted", "doctype", dt, "rows", done, "documents_changed", proposed)
+	return proposed, nil
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -42,7 +47,81 @@ func newBridgeCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "adopt DOCTYPE",
+		Short: "Make a doctype's existing rows in the site's database part of the mesh (progress shown)",
+		Long: `Reads every row of DOCTYPE (one of [bridge] doctypes) from the site's database,
+with its child rows, and writes what the mesh does not hold yet as edits of this
+site. Run it once on the site whose data becomes the master; other sites receive
+the documents like any edit.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(g.data)
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]string{"doctype": args[0]})
+			req, err := http.NewRequestWithContext(cmd.Context(), "POST", c.base+"/api/bridge/adopt", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			resp, err := (&http.Client{}).Do(req) // no timeout: a large table takes a while
+			if err != nil {
+				return fmt.Errorf("the node's admin API does not answer: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				var e struct {
+					Error string `json:"error"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+				return errors.New(e.Error)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			tty := isTerminal() && !g.json
+			var last node.AdoptProgress
+			for sc.Scan() {
+				if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+					return err
+				}
+				switch {
+				case g.json:
+					fmt.Fprintln(cmd.OutOrStdout(), sc.Text())
+				case tty:
+					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s %d/%d rows", bar(last.Done, last.Total, 30), last.Done, last.Total)
+				default:
+					fmt.Fprintf(cmd.ErrOrStderr(), "adopting %s: %d/%d rows\n", args[0], last.Done, last.Total)
+				}
+			}
+			if tty {
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if err := sc.Err(); err != nil {
+				return err
+			}
+			if last.Error != "" {
+				return errors.New(last.Error)
+			}
+			if !last.Finished {
+				return errors.New("the node stopped answering before the adoption finished; run it again (it resumes: rows already in the mesh are not written twice)")
+			}
+			if !g.json {
+				fmt.Fprintf(cmd.OutOrStdout(), "adopted %s: %d rows read, %d documents written into the mesh\n", args[0], last.Done, last.Proposed)
+			}
+			return nil
+		},
+	})
 	return cmd
+}
+
+// bar renders a progress bar of width characters.
+func bar(done, total, width int) string {
+	filled := width
+	if total > 0 {
+		filled = done * width / total
+	}
+	return "[" + strings.Repeat("#", filled) + strings.Repeat(" ", width-filled) + "]"
 }
 
 func newSyncLogCmd(g *globals) *cobra.Command {

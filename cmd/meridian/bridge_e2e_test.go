@@ -143,6 +143,25 @@ func TestBridgeWritesConvergedMastersIntoEachSitesDatabase(t *testing.T) {
 	b := newSite(t, "B")
 	bridgeConfig(t, a)
 	bridgeConfig(t, b)
+	// A's site already holds Items from before Meridian: they are adopted.
+	for _, f := range []string{"item.json", "item_barcode.json"} {
+		dt, err := bridge.ReadDocTypeFile(filepath.Join("testdata/schemas", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bridge.EnsureTable(context.Background(), dbA.DB, dt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		if _, err := dbA.DB.Exec(context.Background(), "INSERT INTO `tabItem` (`name`, `creation`, `modified`, `modified_by`, `owner`, `item_code`, `item_name`, `valuation_rate`) VALUES (?, '2025-01-01 09:00:00', '2025-01-01 09:00:00', 'legacy', 'legacy', ?, ?, 7.25)",
+			fmt.Sprintf("LEGACY-%d", i), fmt.Sprintf("LEGACY-%d", i), fmt.Sprintf("Legacy %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dbA.DB.Exec(context.Background(), "INSERT INTO `tabItem Barcode` (`name`, `parent`, `parenttype`, `parentfield`, `idx`, `barcode`) VALUES ('lb1', 'LEGACY-1', 'Item', 'barcodes', 1, '5000000000001')"); err != nil {
+		t.Fatal(err)
+	}
 	a.start("--db", urlA)
 	b.start("--db", urlB)
 	t.Cleanup(func() {
@@ -151,6 +170,19 @@ func TestBridgeWritesConvergedMastersIntoEachSitesDatabase(t *testing.T) {
 		}
 	})
 	b.must("peers", "add", a.addr())
+	if out := a.must("bridge", "adopt", "Item"); !strings.Contains(out, "adopted Item: 3 rows read, 3 documents written") {
+		t.Fatalf("adopt: %s", out)
+	}
+	waitFor(t, 30*time.Second, "the adopted Items in B's database", func() bool {
+		v, _ := column(t, dbB, "tabItem", "LEGACY-3", "item_name")
+		return v == "Legacy 3" && count(t, dbB, "tabItem Barcode", `"parent" = 'LEGACY-1'`) == 1
+	})
+	if out := a.must("bridge", "adopt", "Item"); !strings.Contains(out, "3 rows read, 0 documents written") {
+		t.Fatalf("adopting again wrote something: %s", out)
+	}
+	if v, _ := column(t, dbA, "tabItem", "LEGACY-1", "modified_by"); v != "legacy" {
+		t.Fatalf("adoption rewrote A's own row (modified_by %q)", v)
+	}
 
 	a.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_code": "ITEM-1", "item_name": "Widget", "valuation_rate": 12.5,
 		"shelf_life_in_days": 30, "end_of_life": "2030-01-01", "barcodes": [{"barcode": "4006381333931", "barcode_type": "EAN"}]}`)
@@ -266,7 +298,7 @@ func TestBridgeWritesConvergedMastersIntoEachSitesDatabase(t *testing.T) {
 	}
 	b.kill()
 	b.start("--db", urlB)
-	waitFor(t, 60*time.Second, "all 301 Items in B's database", func() bool { return count(t, dbB, "tabItem", "") == 301 })
+	waitFor(t, 60*time.Second, "all 304 Items in B's database", func() bool { return count(t, dbB, "tabItem", "") == 304 })
 	waitFor(t, 30*time.Second, "B's bridge to settle", func() bool {
 		var st node.BridgeStatus
 		if json.Unmarshal([]byte(b.must("bridge", "status", "--json")), &st) != nil || len(st.Doctypes) != 1 {
