@@ -70,6 +70,8 @@ type Applier struct {
 	// failing holds the sync log's keys (doctype NUL name), so a success
 	// clears its entry without a query per document.
 	failing map[string]bool
+	// maps are the site's names for mesh doctypes (by mesh and by site name).
+	maps, bySite map[string]*mapper
 }
 
 // NewApplier prepares writing the given doctypes (masters and the child
@@ -82,7 +84,7 @@ func NewApplier(db *DB, tz TimeZone, user string, doctypes ...*DocType) (*Applie
 	if loc == nil {
 		loc = time.UTC
 	}
-	a := &Applier{db: db, loc: loc, user: user, types: map[string]*DocType{}, specs: map[string]*TableSpec{}, failing: map[string]bool{}}
+	a := &Applier{db: db, loc: loc, user: user, types: map[string]*DocType{}, specs: map[string]*TableSpec{}, failing: map[string]bool{}, maps: map[string]*mapper{}, bySite: map[string]*mapper{}}
 	for _, dt := range doctypes {
 		spec, err := NewTableSpec(db.Dialect(), dt)
 		if err != nil {
@@ -180,7 +182,7 @@ type ApplyStats struct {
 // holds either the whole batch with its failures logged, or nothing of it.
 func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt.VersionVector) (ApplyStats, error) {
 	var st ApplyStats
-	dt := a.types[doctype]
+	dt := a.siteType(doctype)
 	if dt == nil {
 		return st, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
 	}
@@ -188,6 +190,24 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 		if doc.View == nil || doc.View.Doctype != doctype {
 			return st, fmt.Errorf("bridge: a document of another doctype in a batch of %s", doctype)
 		}
+	}
+	mesh := docs
+	docs = make([]Doc, len(mesh))
+	var unmappable []Failure
+	for i, doc := range mesh {
+		v, err := a.viewToSite(dt, doc.View)
+		if err != nil {
+			unmappable = append(unmappable, Failure{Doctype: doctype, Name: doc.View.Name, Reason: err.Error()})
+			v = nil
+		}
+		docs[i] = Doc{View: v, Creation: doc.Creation, Modified: doc.Modified}
+		if v == nil {
+			docs[i].View = &crdt.View{Doctype: dt.Name, Name: doc.View.Name}
+		}
+	}
+	bad := map[string]string{}
+	for _, f := range unmappable {
+		bad[f.Name] = f.Reason
 	}
 	tx, err := a.db.Begin(ctx)
 	if err != nil {
@@ -202,6 +222,17 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 			return st, err
 		}
 		one := ApplyStats{}
+		if why, ok := bad[doc.View.Name]; ok {
+			f, lerr := a.logFailure(ctx, tx, doctype, doc.View.Name, errors.New(why), now)
+			if lerr != nil {
+				return st, lerr
+			}
+			st.Failed = append(st.Failed, f)
+			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+d.mustQuote("meridian_doc")); err != nil {
+				return st, err
+			}
+			continue
+		}
 		if missing, err := a.missingLink(ctx, tx, dt, doc); err != nil {
 			return st, err
 		} else if missing != "" {

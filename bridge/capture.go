@@ -31,10 +31,21 @@ type Capture struct {
 	modifiedText string // modified as the database printed it (the watermark)
 }
 
-// Desired is the capture as a document to diff against.
-func (c *Capture) Desired() *crdt.Desired {
+// Desired is the capture as a document to diff against cur (the
+// replica's view): a field holding its column's default that cur has no
+// value for is left out — nobody set it, the column's default did.
+func (c *Capture) Desired(cur *crdt.View) *crdt.Desired {
 	ds := c.DocStatus
-	return &crdt.Desired{Fields: c.Fields, Tables: c.Tables, DocStatus: &ds}
+	fields := make(map[string]crdt.Value, len(c.Fields))
+	for k, v := range c.Fields {
+		if c.Defaulted[k] {
+			if _, ok := cur.Fields[k]; !ok {
+				continue
+			}
+		}
+		fields[k] = v
+	}
+	return &crdt.Desired{Fields: fields, Tables: c.Tables, DocStatus: &ds}
 }
 
 // Watermark is how far capture has read, tie-safe: rows ordered by
@@ -100,7 +111,7 @@ ON CONFLICT ("doctype") DO UPDATE SET "capture_modified" = EXCLUDED."capture_mod
 // rows that predate the bridge are adopted with `meridian bridge adopt`,
 // not captured.
 func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, limit int) ([]Capture, Watermark, error) {
-	dt := a.types[doctype]
+	dt := a.siteType(doctype)
 	if dt == nil {
 		return nil, wm, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
 	}
@@ -123,10 +134,13 @@ func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, li
 	if err != nil {
 		return nil, wm, err
 	}
-	for _, c := range out {
-		wm.Modified, wm.Name = c.modifiedText, c.Name
+	for i := range out {
+		wm.Modified, wm.Name = out[i].modifiedText, out[i].Name
+		if err := a.captureToMesh(doctype, dt, &out[i]); err != nil {
+			return nil, wm, fmt.Errorf("bridge: %s %q: %w", dt.Name, out[i].Name, err)
+		}
 	}
-	dels, wm, err := a.capturedDeletes(ctx, doctype, wm, limit, settled)
+	dels, wm, err := a.capturedDeletes(ctx, doctype, dt.Name, wm, limit, settled)
 	if err != nil {
 		return nil, wm, err
 	}
@@ -197,7 +211,7 @@ func (a *Applier) captureRows(ctx context.Context, dt *DocType, c *Capture) erro
 }
 
 // capturedDeletes reads the deletions of a master after the watermark.
-func (a *Applier) capturedDeletes(ctx context.Context, doctype string, wm Watermark, limit int, settled string) ([]Capture, Watermark, error) {
+func (a *Applier) capturedDeletes(ctx context.Context, doctype, siteDoctype string, wm Watermark, limit int, settled string) ([]Capture, Watermark, error) {
 	d := a.db.Dialect()
 	exists, err := TableExists(ctx, a.db, DeletedDocumentTable)
 	if err != nil || !exists {
@@ -207,7 +221,7 @@ func (a *Applier) capturedDeletes(ctx context.Context, doctype string, wm Waterm
 	rows, err := a.db.Query(ctx, "SELECT "+textExpr(d, "name")+", "+textExpr(d, "creation")+", "+textExpr(d, "deleted_name")+", "+textExpr(d, "owner")+
 		" FROM "+d.mustQuote(DeletedDocumentTable)+" WHERE "+d.mustQuote("deleted_doctype")+" = "+d.Placeholder(1)+
 		" AND ("+cq+" > "+d.Placeholder(2)+" OR ("+cq+" = "+d.Placeholder(3)+" AND "+nq+" > "+d.Placeholder(4)+")) AND "+cq+" <= "+d.Placeholder(5)+
-		" ORDER BY "+cq+", "+nq+" LIMIT "+strconv.Itoa(limit), doctype, wm.DeletedAt, wm.DeletedAt, wm.DeletedDocument, settled)
+		" ORDER BY "+cq+", "+nq+" LIMIT "+strconv.Itoa(limit), siteDoctype, wm.DeletedAt, wm.DeletedAt, wm.DeletedDocument, settled)
 	if err != nil {
 		return nil, wm, fmt.Errorf("bridge: reading %s: %w", DeletedDocumentTable, err)
 	}
@@ -347,17 +361,26 @@ func (a *Applier) readDocs(ctx context.Context, dt *DocType, where string, args 
 // AdoptPage reads up to limit documents of a master whose names sort after
 // `after`: `meridian bridge adopt` walks a table with it.
 func (a *Applier) AdoptPage(ctx context.Context, doctype, after string, limit int) ([]Capture, error) {
-	dt := a.types[doctype]
+	dt := a.siteType(doctype)
 	if dt == nil {
 		return nil, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
 	}
 	d := a.db.Dialect()
-	return a.readDocs(ctx, dt, d.mustQuote("name")+" > "+d.Placeholder(1), []any{after}, d.mustQuote("name"), limit)
+	out, err := a.readDocs(ctx, dt, d.mustQuote("name")+" > "+d.Placeholder(1), []any{after}, d.mustQuote("name"), limit)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := a.captureToMesh(doctype, dt, &out[i]); err != nil {
+			return nil, fmt.Errorf("bridge: %s %q: %w", dt.Name, out[i].Name, err)
+		}
+	}
+	return out, nil
 }
 
 // Count returns how many documents a master's table holds.
 func (a *Applier) Count(ctx context.Context, doctype string) (int, error) {
-	dt := a.types[doctype]
+	dt := a.siteType(doctype)
 	if dt == nil {
 		return 0, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
 	}

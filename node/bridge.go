@@ -31,6 +31,17 @@ type BridgeConfig struct {
 	Schemas string `toml:"schemas"`
 	// User is the modified_by of the bridge's writes. Default: Administrator.
 	User string `toml:"user"`
+	// Map gives the site's own names (and CEL value transforms) for mesh
+	// doctypes and fields: [bridge.map.Item] doctype = "Product".
+	Map map[string]MapConfig `toml:"map"`
+}
+
+// MapConfig is one mesh doctype's names on this site.
+type MapConfig struct {
+	Doctype string            `toml:"doctype"` // the site's doctype
+	Fields  map[string]string `toml:"fields"`  // mesh field = site field
+	ToSite  map[string]string `toml:"to_site"` // mesh field = CEL over value (and doc)
+	ToMesh  map[string]string `toml:"to_mesh"`
 }
 
 // Enabled reports whether a site database is configured.
@@ -131,8 +142,18 @@ func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, e
 		}
 		return nil
 	}
+	var maps []bridge.Mapping
+	for mesh, m := range cfg.Map {
+		maps = append(maps, bridge.Mapping{Mesh: mesh, Site: m.Doctype, Fields: m.Fields, ToSite: m.ToSite, ToMesh: m.ToMesh})
+	}
+	siteName := func(mesh string) string {
+		if m, ok := cfg.Map[mesh]; ok && m.Doctype != "" {
+			return m.Doctype
+		}
+		return mesh
+	}
 	for _, name := range cfg.Doctypes {
-		if err := load(name); err != nil {
+		if err := load(siteName(name)); err != nil {
 			return fail(err)
 		}
 		b.master[name] = true
@@ -151,6 +172,9 @@ func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, e
 		}
 	}
 	if b.app, err = bridge.NewApplier(site.DB, site.TimeZone, cfg.User, defs...); err != nil {
+		return fail(err)
+	}
+	if err := b.app.SetMappings(maps...); err != nil {
 		return fail(err)
 	}
 	if err := b.app.EnsureState(ctx); err != nil {
@@ -590,13 +614,7 @@ func (b *siteBridge) propose(ctx context.Context, dt string, caps []bridge.Captu
 					}
 					return
 				}
-				des := c.Desired()
-				for f := range c.Defaulted {
-					if _, ok := cur.View.Fields[f]; !ok {
-						delete(des.Fields, f) // the column's default, not a value someone set
-					}
-				}
-				ops = d.Diff(des)
+				ops = d.Diff(c.Desired(cur.View))
 			}); err != nil {
 				return nil, err
 			}

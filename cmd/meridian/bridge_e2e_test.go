@@ -322,3 +322,67 @@ func vvOf(st node.Status, dt string) string {
 	}
 	return ""
 }
+
+// A site that calls the mesh's Item "Product" (and item_name
+// "product_name", with valuations in cents) shares Item through a mapping.
+func TestBridgeMapsASitesOwnNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	urlA, dbA := throwawayDB(t, "mariadb")
+	urlC, dbC := throwawayDB(t, "mariadb")
+	a := newSite(t, "A")
+	c := newSite(t, "C")
+	bridgeConfig(t, a)
+	schemas, _ := filepath.Abs("testdata/schemas_product")
+	f, err := os.OpenFile(filepath.Join(c.dir, node.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, `
+[bridge]
+doctypes = ["Item"]
+schemas = %q
+[bridge.map.Item]
+doctype = "Product"
+fields = { item_name = "product_name" }
+to_site = { valuation_rate = "value * 100.0" }
+to_mesh = { valuation_rate = "value / 100.0" }
+`, schemas)
+	f.Close()
+	a.start("--db", urlA)
+	c.start("--db", urlC)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- A log\n%s\n---- C log\n%s", tail(a.log.String(), 4000), tail(c.log.String(), 4000))
+		}
+	})
+	c.must("peers", "add", a.addr())
+	a.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_code": "ITEM-1", "item_name": "Widget", "valuation_rate": 12.5, "barcodes": [{"barcode": "123"}]}`)
+	waitFor(t, 30*time.Second, "ITEM-1 as a Product on C", func() bool {
+		v, _ := column(t, dbC, "tabProduct", "ITEM-1", "product_name")
+		return v == "Widget"
+	})
+	if v, _ := column(t, dbC, "tabProduct", "ITEM-1", "valuation_rate"); !strings.HasPrefix(v, "1250") {
+		t.Fatalf("valuation on C: %q, want 1250 (cents)", v)
+	}
+	if n := count(t, dbC, "tabItem Barcode", "`parenttype` = 'Product' AND `parent` = 'ITEM-1'"); n != 1 {
+		t.Fatalf("C's barcode rows: %d", n)
+	}
+	// A Desk edit of the Product on C reaches A's Item, in the mesh's terms.
+	kolkata, _ := time.LoadLocation("Asia/Kolkata")
+	if _, err := dbC.DB.Exec(context.Background(), "UPDATE `tabProduct` SET `product_name` = 'Widget (C)', `valuation_rate` = 1399, `modified` = ? WHERE `name` = 'ITEM-1'",
+		time.Now().In(kolkata).Format("2006-01-02 15:04:05.000000")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "C's edit on A", func() bool {
+		v, _ := column(t, dbA, "tabItem", "ITEM-1", "item_name")
+		return v == "Widget (C)"
+	})
+	if v, _ := column(t, dbA, "tabItem", "ITEM-1", "valuation_rate"); !strings.HasPrefix(v, "13.99") {
+		t.Fatalf("valuation on A: %q, want 13.99", v)
+	}
+	if out := a.must("doc", "get", "Item", "ITEM-1", "--json"); strings.Contains(out, "product_name") {
+		t.Fatalf("C's own field name reached the mesh: %s", out)
+	}
+}
