@@ -279,3 +279,11 @@ func (a *Applier) captureToMesh(mesh string, dt *DocType, c *Capture) error {
 	c.Tables = tables
 	return nil
 }
+
+// SiteDoctype returns the site's name for a mesh doctype.
+func (a *Applier) SiteDoctype(mesh string) string {
+	if mp := a.maps[mesh]; mp != nil {
+		return mp.Site
+	}
+	return mesh
+}

@@ -444,7 +444,7 @@ func (b *siteBridge) apply(ctx context.Context, dt string, names []string, vv cr
 	for _, f := range st.Held {
 		b.n.log.Info("bridge: a document waits for a Link target", "doctype", f.Doctype, "name", f.Name, "reason", f.Reason)
 	}
-	if err := b.cache.Invalidate(ctx, dt, names); err != nil {
+	if err := b.cache.Invalidate(ctx, b.app.SiteDoctype(dt), names); err != nil {
 		b.n.log.Warn("bridge: Frappe's cache was not invalidated", "doctype", dt, "err", err)
 	}
 	b.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"meridian/bridge"
 	"meridian/node"
 )
@@ -350,18 +351,39 @@ to_site = { valuation_rate = "value * 100.0" }
 to_mesh = { valuation_rate = "value / 100.0" }
 `, schemas)
 	f.Close()
+	// C runs beside a bench: the node reads sites/<site>/site_config.json
+	// over sites/common_site_config.json, as Frappe does, and invalidates
+	// Frappe's Redis cache for what it writes.
+	bench := filepath.Join(t.TempDir(), "sites")
+	siteDir := filepath.Join(bench, "c.example.com")
+	if err := os.MkdirAll(siteDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dbName := urlC[strings.LastIndex(urlC, "/")+1:]
+	os.WriteFile(filepath.Join(bench, "common_site_config.json"), []byte(`{"db_host": "127.0.0.1", "redis_cache": "redis://127.0.0.1:6379/0"}`), 0o644)
+	os.WriteFile(filepath.Join(siteDir, "site_config.json"), []byte(fmt.Sprintf(`{"db_name": %q, "db_user": "root", "db_password": "", "db_type": "mariadb"}`, dbName)), 0o644)
 	a.start("--db", urlA)
-	c.start("--db", urlC)
+	c.start("--site", siteDir)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("---- A log\n%s\n---- C log\n%s", tail(a.log.String(), 4000), tail(c.log.String(), 4000))
 		}
 	})
 	c.must("peers", "add", a.addr())
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	cacheKey := dbName + "|document_cache::Product::ITEM-1" // a stale copy Frappe cached on C
+	if err := rdb.Set(context.Background(), cacheKey, "stale", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Del(context.Background(), cacheKey) })
 	a.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_code": "ITEM-1", "item_name": "Widget", "valuation_rate": 12.5, "barcodes": [{"barcode": "123"}]}`)
 	waitFor(t, 30*time.Second, "ITEM-1 as a Product on C", func() bool {
 		v, _ := column(t, dbC, "tabProduct", "ITEM-1", "product_name")
 		return v == "Widget"
+	})
+	waitFor(t, 10*time.Second, "Frappe's cached copy on C to be dropped", func() bool {
+		return rdb.Exists(context.Background(), cacheKey).Val() == 0
 	})
 	if v, _ := column(t, dbC, "tabProduct", "ITEM-1", "valuation_rate"); !strings.HasPrefix(v, "1250") {
 		t.Fatalf("valuation on C: %q, want 1250 (cents)", v)
