@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"meridian/crdt"
@@ -60,6 +61,10 @@ func DocFromCRDT(d *crdt.Doc) Doc {
 // site's own custom fields and columns keep their values), child rows by
 // parent/parentfield/parenttype, timestamps in the site's time zone.
 type Applier struct {
+	// mu serialises writers (Apply, EnsureState, Reload) against each other
+	// and against readers of the definitions (capture, adoption): the node
+	// applies from its bridge goroutine and from admin requests.
+	mu    sync.RWMutex
 	db    *DB
 	loc   *time.Location
 	user  string
@@ -105,6 +110,8 @@ func NewApplier(db *DB, tz TimeZone, user string, doctypes ...*DocType) (*Applie
 // EnsureState creates the bridge's state and sync-log tables if they are
 // missing, and reads the sync log.
 func (a *Applier) EnsureState(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	d := a.db.Dialect()
 	ts := "datetime(6)"
 	opts := " ENGINE=InnoDB CHARACTER SET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
@@ -181,6 +188,8 @@ type ApplyStats struct {
 // in the sync log in the same transaction, so after any crash the database
 // holds either the whole batch with its failures logged, or nothing of it.
 func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt.VersionVector) (ApplyStats, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var st ApplyStats
 	dt := a.siteType(doctype)
 	if dt == nil {
@@ -728,3 +737,31 @@ func decodeVV(raw string) (crdt.VersionVector, error) {
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Reload replaces the definitions of doctypes (a new master version: the
+// site ran its migration, or a new DocType file was put in place) after
+// EnsureTable has added their columns; documents written from now on fill
+// the new columns.
+func (a *Applier) Reload(doctypes ...*DocType) error {
+	specs := map[string]*TableSpec{}
+	for _, dt := range doctypes {
+		spec, err := NewTableSpec(a.db.Dialect(), dt)
+		if err != nil {
+			return err
+		}
+		specs[dt.Name] = spec
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, dt := range doctypes {
+		a.types[dt.Name], a.specs[dt.Name] = dt, specs[dt.Name]
+	}
+	for _, dt := range doctypes {
+		for _, f := range dt.Fields {
+			if tableFieldtypes[f.Fieldtype] && a.types[f.Options] == nil {
+				return fmt.Errorf("%w: %s.%s is a table of %q, which was not given to the bridge", ErrInvalidDocType, dt.Name, f.Fieldname, f.Options)
+			}
+		}
+	}
+	return nil
+}

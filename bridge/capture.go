@@ -111,6 +111,8 @@ ON CONFLICT ("doctype") DO UPDATE SET "capture_modified" = EXCLUDED."capture_mod
 // rows that predate the bridge are adopted with `meridian bridge adopt`,
 // not captured.
 func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, limit int) ([]Capture, Watermark, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	dt := a.siteType(doctype)
 	if dt == nil {
 		return nil, wm, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
@@ -361,6 +363,8 @@ func (a *Applier) readDocs(ctx context.Context, dt *DocType, where string, args 
 // AdoptPage reads up to limit documents of a master whose names sort after
 // `after`: `meridian bridge adopt` walks a table with it.
 func (a *Applier) AdoptPage(ctx context.Context, doctype, after string, limit int) ([]Capture, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	dt := a.siteType(doctype)
 	if dt == nil {
 		return nil, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)
@@ -380,6 +384,8 @@ func (a *Applier) AdoptPage(ctx context.Context, doctype, after string, limit in
 
 // Count returns how many documents a master's table holds.
 func (a *Applier) Count(ctx context.Context, doctype string) (int, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	dt := a.siteType(doctype)
 	if dt == nil {
 		return 0, fmt.Errorf("bridge: %s is not a doctype this bridge writes", doctype)

@@ -65,6 +65,10 @@ type siteBridge struct {
 	captured map[string]time.Time
 	wm       map[string]bridge.Watermark // capture only
 
+	cfg      *BridgeConfig
+	reload   chan struct{}
+	versions string // loop only: the authority's versions of the masters, as last seen
+
 	mu      sync.Mutex
 	stats   map[string]*BridgeDoctype
 	oldest  time.Time // the oldest change not applied yet (zero: none)
@@ -117,7 +121,7 @@ func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, e
 		return nil, fmt.Errorf("node: bridge: %w", err)
 	}
 	b := &siteBridge{n: n, site: site, master: map[string]bool{}, notes: make(chan bridgeNote, 1024), stats: map[string]*BridgeDoctype{},
-		captured: map[string]time.Time{}, wm: map[string]bridge.Watermark{}}
+		captured: map[string]time.Time{}, wm: map[string]bridge.Watermark{}, cfg: cfg, reload: make(chan struct{}, 1)}
 	fail := func(err error) (*siteBridge, error) {
 		site.Close()
 		return nil, fmt.Errorf("node: bridge: %w", err)
@@ -190,6 +194,7 @@ func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, e
 			return fail(err)
 		}
 	}
+	b.versions = b.versionPrint()
 	n.log.Info("bridge: connected", "site", site.Name, "dialect", site.Dialect().String(), "time_zone", site.TimeZone.Name, "masters", strings.Join(cfg.Doctypes, ","))
 	return b, nil
 }
@@ -287,6 +292,11 @@ func (b *siteBridge) run() {
 			continue
 		case <-retry.C:
 			b.retryFailures(ctx)
+			continue
+		case <-b.reload:
+			if err := b.reloadSchemas(ctx); err != nil {
+				b.noteErr("", err)
+			}
 			continue
 		case <-capture.C:
 			for _, dt := range sortedSet(b.master) {
@@ -666,4 +676,83 @@ func (b *siteBridge) adopt(ctx context.Context, dt string, progress func(done, t
 	}
 	b.n.log.Info("bridge: adopted", "doctype", dt, "rows", done, "documents_changed", proposed)
 	return proposed, nil
+}
+
+// versionPrint summarises the authority's versions of the bridged masters.
+func (b *siteBridge) versionPrint() string {
+	if b.n.auth == nil {
+		return ""
+	}
+	var sb strings.Builder
+	b.n.auth.view(func(st *crdt.AuthorityState) {
+		for _, dt := range sortedSet(b.master) {
+			for _, v := range st.Versions(dt) {
+				fmt.Fprintf(&sb, "%s/%d/%s/%d;", dt, v.Version, v.Schema, v.Status)
+			}
+		}
+	})
+	return sb.String()
+}
+
+// versionsChanged is called on the loop when the authority's records
+// change: a new master version makes the bridge re-read its definitions.
+func (b *siteBridge) versionsChanged() {
+	if p := b.versionPrint(); p != b.versions {
+		b.versions = p
+		select {
+		case b.reload <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reloadSchemas re-reads the masters' definitions (the site migrated to a
+// new version, or its DocType file was replaced), adds what the tables
+// lack, and writes every document again so the new columns are filled.
+func (b *siteBridge) reloadSchemas(ctx context.Context) error {
+	var defs []*bridge.DocType
+	seen := map[string]bool{}
+	var load func(name string) error
+	load = func(name string) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
+		dt, err := b.definition(ctx, b.cfg.Schemas, name)
+		if err != nil {
+			return err
+		}
+		defs = append(defs, dt)
+		for _, f := range dt.TableFields() {
+			if err := load(f.Options); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for dt := range b.master {
+		if err := load(b.app.SiteDoctype(dt)); err != nil {
+			return err
+		}
+	}
+	changed := false
+	for _, dt := range defs {
+		rep, err := bridge.EnsureTable(ctx, b.site.DB, dt)
+		if err != nil {
+			return err
+		}
+		for _, c := range rep.Changes {
+			changed = true
+			b.n.log.Info("bridge: schema change for a new master version", "doctype", dt.Name, "change", fmt.Sprint(c))
+		}
+	}
+	if err := b.app.Reload(defs...); err != nil {
+		return err
+	}
+	if !changed {
+		return nil
+	}
+	n, err := b.resync(ctx, "", "")
+	b.n.log.Info("bridge: documents written again after a schema change", "documents", n)
+	return err
 }

@@ -190,6 +190,9 @@ func (n *Node) readRecordDoc(name string, repair bool) bool {
 // held batches, which connected peers sync, who is cut off.
 func (n *Node) authChanged() {
 	n.r.Recheck()
+	if n.bridge != nil {
+		n.bridge.versionsChanged()
+	}
 	if n.host == nil {
 		return // starting: no network yet
 	}

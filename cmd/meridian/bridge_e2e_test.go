@@ -408,3 +408,77 @@ to_mesh = { valuation_rate = "value / 100.0" }
 		t.Fatalf("C's own field name reached the mesh: %s", out)
 	}
 }
+
+// When the authority publishes a new master version, a bridged site
+// re-reads the DocType (here its schemas directory, where the new
+// definition was put), adds the new column online, and fills it for the
+// documents it already holds.
+func TestBridgeAddsColumnsWhenANewMasterVersionArrives(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	urlB, dbB := throwawayDB(t, "postgres")
+	h := newSite(t, "H")
+	var k struct {
+		PublicKey string `json:"public_key"`
+		Mesh      string `json:"mesh"`
+	}
+	if err := json.Unmarshal([]byte(h.must("authority", "init", "--json")), &k); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	b := newMeshSite(t, "B", k.PublicKey, k.Mesh)
+	// B's DocType files: version 1 of Item has no description field.
+	schemas := t.TempDir()
+	full, err := os.ReadFile("testdata/schemas/item.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def map[string]any
+	json.Unmarshal(full, &def)
+	var v1 []any
+	for _, f := range def["fields"].([]any) {
+		if f.(map[string]any)["fieldname"] != "description" {
+			v1 = append(v1, f)
+		}
+	}
+	def["fields"] = v1
+	older, _ := json.Marshal(def)
+	os.WriteFile(filepath.Join(schemas, "item.json"), older, 0o644)
+	barcode, _ := os.ReadFile("testdata/schemas/item_barcode.json")
+	os.WriteFile(filepath.Join(schemas, "item_barcode.json"), barcode, 0o644)
+	f, _ := os.OpenFile(filepath.Join(b.dir, node.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "\n[bridge]\ndoctypes = [\"Item\"]\nschemas = %q\n", schemas)
+	f.Close()
+	b.start("--db", urlB)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- B log\n%s", tail(b.log.String(), 5000))
+		}
+	})
+	H, B := h.id(), b.id()
+	h.must("authority", "grant", H, "Item", "--write")
+	h.must("authority", "grant", B, "Item", "--read")
+	v1file := filepath.Join(t.TempDir(), "item_v1.json")
+	os.WriteFile(v1file, older, 0o644)
+	h.must("authority", "version", "publish", "Item", "--schema", v1file)
+	b.must("peers", "add", h.addr())
+	h.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_code": "ITEM-1", "item_name": "Widget", "description": "<p>first</p>"}`)
+	waitFor(t, 30*time.Second, "ITEM-1 in B's database", func() bool { _, ok := column(t, dbB, "tabItem", "ITEM-1", "item_name"); return ok })
+	info, err := bridge.InspectTable(context.Background(), dbB.DB, "tabItem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range info.Columns {
+		if c.Name == "description" {
+			t.Fatal("version 1 already has a description column")
+		}
+	}
+	// Version 2: B's site now has the new definition; the authority publishes it.
+	os.WriteFile(filepath.Join(schemas, "item.json"), full, 0o644)
+	h.must("authority", "version", "publish", "Item", "--schema", "testdata/schemas/item.json")
+	waitFor(t, 30*time.Second, "the new column, filled, in B's database", func() bool {
+		v, _ := column(t, dbB, "tabItem", "ITEM-1", "description")
+		return v == "<p>first</p>"
+	})
+}
