@@ -58,9 +58,10 @@ type Watermark struct {
 // DeletedDocumentTable is Frappe's log of deleted documents.
 const DeletedDocumentTable = "tabDeleted Document"
 
-// captureSettle keeps capture behind the clock: a transaction that set
-// `modified` a moment ago may not have committed yet, and a watermark past
-// it would skip that row forever.
+// captureSettle keeps the watermark behind the clock: a transaction that
+// set `modified` a moment ago may not have committed yet, and a watermark
+// past it would skip that row forever. Rows newer than that are captured
+// at once all the same; they are simply read again until they settle.
 const captureSettle = 2 * time.Second
 
 // textExpr selects a column as text on both dialects.
@@ -105,9 +106,9 @@ ON CONFLICT ("doctype") DO UPDATE SET "capture_modified" = EXCLUDED."capture_mod
 }
 
 // Captures reads up to limit documents of a master changed after the
-// watermark (and settled: modified at least two seconds ago), and the
-// documents deleted after it, and returns them with the watermark to save
-// once they are in the replica. A fresh watermark (empty) starts from now:
+// watermark, and the documents deleted after it, and returns them with the
+// watermark to save once they are in the replica (moved only past rows
+// modified at least two seconds ago). A fresh watermark (empty) starts from now:
 // rows that predate the bridge are adopted with `meridian bridge adopt`,
 // not captured.
 func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, limit int) ([]Capture, Watermark, error) {
@@ -122,7 +123,8 @@ func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, li
 	if settle == 0 {
 		settle = captureSettle
 	}
-	settled := time.Now().Add(-settle).In(a.loc).Format(sqlDatetime)
+	settledAt := time.Now().Add(-settle)
+	settled := settledAt.In(a.loc).Format(sqlDatetime)
 	if wm.Modified == "" {
 		wm.Modified, wm.Name = settled, ""
 	}
@@ -131,18 +133,27 @@ func (a *Applier) Captures(ctx context.Context, doctype string, wm Watermark, li
 	}
 	mq, nq := d.mustQuote("modified"), d.mustQuote("name")
 	out, err := a.readDocs(ctx, dt,
-		"("+mq+" > "+d.Placeholder(1)+" OR ("+mq+" = "+d.Placeholder(2)+" AND "+nq+" > "+d.Placeholder(3)+")) AND "+mq+" <= "+d.Placeholder(4),
-		[]any{wm.Modified, wm.Modified, wm.Name, settled}, mq+", "+nq, limit)
+		"("+mq+" > "+d.Placeholder(1)+" OR ("+mq+" = "+d.Placeholder(2)+" AND "+nq+" > "+d.Placeholder(3)+"))",
+		[]any{wm.Modified, wm.Modified, wm.Name}, mq+", "+nq, limit)
 	if err != nil {
 		return nil, wm, err
 	}
+	advance := true
 	for i := range out {
-		wm.Modified, wm.Name = out[i].modifiedText, out[i].Name
+		// Recent rows are captured at once but the watermark stays behind
+		// them until they are settled: a transaction that set an earlier
+		// `modified` and has not committed yet is read by a later scan.
+		// Rows read twice yield no edit the second time.
+		if advance && !out[i].Modified.After(settledAt) {
+			wm.Modified, wm.Name = out[i].modifiedText, out[i].Name
+		} else {
+			advance = false
+		}
 		if err := a.captureToMesh(doctype, dt, &out[i]); err != nil {
 			return nil, wm, fmt.Errorf("bridge: %s %q: %w", dt.Name, out[i].Name, err)
 		}
 	}
-	dels, wm, err := a.capturedDeletes(ctx, doctype, dt.Name, wm, limit, settled)
+	dels, wm, err := a.capturedDeletes(ctx, doctype, dt.Name, wm, limit, settledAt)
 	if err != nil {
 		return nil, wm, err
 	}
@@ -213,7 +224,7 @@ func (a *Applier) captureRows(ctx context.Context, dt *DocType, c *Capture) erro
 }
 
 // capturedDeletes reads the deletions of a master after the watermark.
-func (a *Applier) capturedDeletes(ctx context.Context, doctype, siteDoctype string, wm Watermark, limit int, settled string) ([]Capture, Watermark, error) {
+func (a *Applier) capturedDeletes(ctx context.Context, doctype, siteDoctype string, wm Watermark, limit int, settledAt time.Time) ([]Capture, Watermark, error) {
 	d := a.db.Dialect()
 	exists, err := TableExists(ctx, a.db, DeletedDocumentTable)
 	if err != nil || !exists {
@@ -222,13 +233,14 @@ func (a *Applier) capturedDeletes(ctx context.Context, doctype, siteDoctype stri
 	cq, nq := d.mustQuote("creation"), d.mustQuote("name")
 	rows, err := a.db.Query(ctx, "SELECT "+textExpr(d, "name")+", "+textExpr(d, "creation")+", "+textExpr(d, "deleted_name")+", "+textExpr(d, "owner")+
 		" FROM "+d.mustQuote(DeletedDocumentTable)+" WHERE "+d.mustQuote("deleted_doctype")+" = "+d.Placeholder(1)+
-		" AND ("+cq+" > "+d.Placeholder(2)+" OR ("+cq+" = "+d.Placeholder(3)+" AND "+nq+" > "+d.Placeholder(4)+")) AND "+cq+" <= "+d.Placeholder(5)+
-		" ORDER BY "+cq+", "+nq+" LIMIT "+strconv.Itoa(limit), siteDoctype, wm.DeletedAt, wm.DeletedAt, wm.DeletedDocument, settled)
+		" AND ("+cq+" > "+d.Placeholder(2)+" OR ("+cq+" = "+d.Placeholder(3)+" AND "+nq+" > "+d.Placeholder(4)+"))"+
+		" ORDER BY "+cq+", "+nq+" LIMIT "+strconv.Itoa(limit), siteDoctype, wm.DeletedAt, wm.DeletedAt, wm.DeletedDocument)
 	if err != nil {
 		return nil, wm, fmt.Errorf("bridge: reading %s: %w", DeletedDocumentTable, err)
 	}
 	defer rows.Close()
 	var out []Capture
+	advance := true
 	for rows.Next() {
 		var name, creation, deleted, owner sql.NullString
 		if err := rows.Scan(&name, &creation, &deleted, &owner); err != nil {
@@ -239,7 +251,11 @@ func (a *Applier) capturedDeletes(ctx context.Context, doctype, siteDoctype stri
 			return nil, wm, fmt.Errorf("bridge: %s %s: creation %q: %w", DeletedDocumentTable, name.String, creation.String, err)
 		}
 		out = append(out, Capture{Doctype: doctype, Name: deleted.String, Deleted: true, Modified: at, ModifiedBy: owner.String})
-		wm.DeletedAt, wm.DeletedDocument = creation.String, name.String
+		if advance && !at.After(settledAt) {
+			wm.DeletedAt, wm.DeletedDocument = creation.String, name.String
+		} else {
+			advance = false
+		}
 	}
 	return out, wm, rows.Err()
 }

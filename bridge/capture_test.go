@@ -102,5 +102,19 @@ func TestCaptureReadsLocalChangesPastAWatermark(t *testing.T) {
 		if caps, _, _ = a.Captures(ctx, "Item", wm3, 10); len(caps) != 0 {
 			t.Fatalf("captured twice: %+v", caps)
 		}
+
+		// A row saved a moment ago is captured at once, but the watermark
+		// stays before it until it has settled (an earlier `modified` may
+		// still be committing).
+		a.Settle = time.Hour
+		mustExec(t, ctx, td.DB, q("UPDATE `tabItem` SET `item_name` = 'Just now', `modified` = "+d.Placeholder(1)+" WHERE `name` = 'DESK-1'"),
+			time.Now().UTC().Format("2006-01-02 15:04:05.000000"))
+		caps, wm4, err := a.Captures(ctx, "Item", wm3, 10)
+		if err != nil || len(caps) != 1 || caps[0].Fields["item_name"] != crdt.Str("Just now") {
+			t.Fatalf("recent row: %+v %v", caps, err)
+		}
+		if wm4.Modified != wm3.Modified || wm4.Name != wm3.Name {
+			t.Fatalf("the watermark moved past an unsettled row: %+v → %+v", wm3, wm4)
+		}
 	})
 }

@@ -268,7 +268,7 @@ func (b *siteBridge) run() {
 	flush := time.NewTimer(0)
 	retry := time.NewTicker(2 * time.Second)
 	defer retry.Stop()
-	capture := time.NewTicker(time.Second)
+	capture := time.NewTicker(500 * time.Millisecond)
 	defer capture.Stop()
 	backoff := 100 * time.Millisecond
 	for {
