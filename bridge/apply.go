@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"meridian/crdt"
 )
@@ -226,6 +227,14 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 	d := a.db.Dialect()
 	now := time.Now()
 	var cleared []string
+	batch := make([]string, len(docs))
+	for i, doc := range docs {
+		batch[i] = doc.View.Name
+	}
+	ex, err := a.existing(ctx, tx, dt, batch)
+	if err != nil {
+		return st, fmt.Errorf("bridge: reading which documents of %s exist: %w", doctype, err)
+	}
 	for _, doc := range docs {
 		if _, err := tx.Exec(ctx, "SAVEPOINT "+d.mustQuote("meridian_doc")); err != nil {
 			return st, err
@@ -255,7 +264,7 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 			}
 			continue
 		}
-		if err := a.applyDoc(ctx, tx, dt, doc, &one); err != nil {
+		if err := a.applyDoc(ctx, tx, dt, doc, ex, &one); err != nil {
 			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+d.mustQuote("meridian_doc")); rerr != nil {
 				return st, fmt.Errorf("bridge: writing %s %q: %w (and rolling it back: %v)", doctype, doc.View.Name, err, rerr)
 			}
@@ -445,7 +454,7 @@ func castText(d Dialect, col string) string {
 	return "DATE_FORMAT(" + d.mustQuote(col) + ", '%Y-%m-%d %H:%i:%s.%f')"
 }
 
-func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, st *ApplyStats) error {
+func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, ex existence, st *ApplyStats) error {
 	v := doc.View
 	if !v.Exists {
 		for _, f := range dt.Fields {
@@ -474,7 +483,7 @@ func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, st
 	if err := a.fieldValues(dt, v.Fields, cols); err != nil {
 		return err
 	}
-	if err := a.upsert(ctx, tx, dt, cols); err != nil {
+	if err := a.upsert(ctx, tx, dt, cols, ex[dt.Table()][v.Name]); err != nil {
 		return err
 	}
 	st.Upserted++
@@ -493,7 +502,7 @@ func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, st
 			if err := a.fieldValues(child, row.Fields, rc); err != nil {
 				return fmt.Errorf("row %s of %s: %w", row.Name, f.Fieldname, err)
 			}
-			if err := a.upsert(ctx, tx, child, rc); err != nil {
+			if err := a.upsert(ctx, tx, child, rc, ex[child.Table()][row.Name]); err != nil {
 				return fmt.Errorf("row %s of %s: %w", row.Name, f.Fieldname, err)
 			}
 			keep[row.Name] = true
@@ -527,6 +536,12 @@ func (a *Applier) fieldValues(dt *DocType, fields map[string]crdt.Value, out map
 		x, err := a.sqlValue(f, val)
 		if err != nil {
 			return fmt.Errorf("field %s: %w", f.Fieldname, err)
+		}
+		if str, ok := x.(string); ok {
+			if n := varcharLength(col.Type); n > 0 && utf8.RuneCountInString(str) > n {
+				return fmt.Errorf("field %s: the value is %d characters and its column (%s) holds %d; shorten it at its origin (nothing was truncated)",
+					f.Fieldname, utf8.RuneCountInString(str), col.Type, n)
+			}
 		}
 		out[f.Fieldname] = x
 	}
@@ -597,10 +612,13 @@ func (a *Applier) sqlValue(f *DocField, v crdt.Value) (any, error) {
 
 func (a *Applier) ts(t time.Time) string { return t.In(a.loc).Format(sqlDatetime) }
 
-// upsert inserts a row or updates the given columns of an existing one;
-// creation and owner are kept when the row exists, and columns not given
-// (a site's own) are never touched.
-func (a *Applier) upsert(ctx context.Context, tx *Tx, dt *DocType, cols map[string]any) error {
+// upsert inserts a row or updates the given columns of an existing one
+// (exists says which, from the batch's existence check); creation and
+// owner are kept when the row exists, and columns not given (a site's own)
+// are never touched. It is not INSERT … ON DUPLICATE KEY UPDATE: on
+// MariaDB that updates whichever row a *unique* column collides with,
+// which would hand another document's row to this one.
+func (a *Applier) upsert(ctx context.Context, tx *Tx, dt *DocType, cols map[string]any, exists bool) error {
 	d := a.db.Dialect()
 	names := make([]string, 0, len(cols))
 	for c := range cols {
@@ -608,8 +626,27 @@ func (a *Applier) upsert(ctx context.Context, tx *Tx, dt *DocType, cols map[stri
 	}
 	sort.Strings(names)
 	var b strings.Builder
+	var args []any
+	if exists {
+		b.WriteString("UPDATE " + d.mustQuote(dt.Table()) + " SET ")
+		first := true
+		for _, c := range names {
+			if c == "name" || c == "creation" || c == "owner" {
+				continue
+			}
+			if !first {
+				b.WriteString(", ")
+			}
+			first = false
+			args = append(args, cols[c])
+			b.WriteString(d.mustQuote(c) + " = " + d.Placeholder(len(args)))
+		}
+		args = append(args, cols["name"])
+		b.WriteString(" WHERE " + d.mustQuote("name") + " = " + d.Placeholder(len(args)))
+		_, err := tx.Exec(ctx, b.String(), args...)
+		return err
+	}
 	b.WriteString("INSERT INTO " + d.mustQuote(dt.Table()) + " (")
-	args := make([]any, 0, len(names))
 	for i, c := range names {
 		if i > 0 {
 			b.WriteString(", ")
@@ -624,29 +661,62 @@ func (a *Applier) upsert(ctx context.Context, tx *Tx, dt *DocType, cols map[stri
 		}
 		b.WriteString(d.Placeholder(i + 1))
 	}
-	if d == Postgres {
-		b.WriteString(") ON CONFLICT (" + d.mustQuote("name") + ") DO UPDATE SET ")
-	} else {
-		b.WriteString(") ON DUPLICATE KEY UPDATE ")
-	}
-	first := true
-	for _, c := range names {
-		if c == "name" || c == "creation" || c == "owner" {
-			continue
-		}
-		if !first {
-			b.WriteString(", ")
-		}
-		first = false
-		q := d.mustQuote(c)
-		if d == Postgres {
-			b.WriteString(q + " = EXCLUDED." + q)
-		} else {
-			b.WriteString(q + " = VALUES(" + q + ")")
-		}
-	}
+	b.WriteString(")")
 	_, err := tx.Exec(ctx, b.String(), args...)
 	return err
+}
+
+// existence is which rows of the batch's documents exist, per table.
+type existence map[string]map[string]bool
+
+// existing reads which of the documents (and which of their child rows)
+// the tables hold, a few hundred names per query.
+func (a *Applier) existing(ctx context.Context, tx *Tx, dt *DocType, names []string) (existence, error) {
+	d := a.db.Dialect()
+	ex := existence{dt.Table(): {}}
+	tables := map[string]bool{}
+	for _, tf := range dt.TableFields() {
+		if c := a.types[tf.Options]; c != nil {
+			tables[c.Table()] = true
+			ex[c.Table()] = map[string]bool{}
+		}
+	}
+	for i := 0; i < len(names); i += 500 {
+		part := names[i:min(i+500, len(names))]
+		in := make([]string, len(part))
+		args := make([]any, len(part))
+		for j, n := range part {
+			in[j] = d.Placeholder(j + 1)
+			args[j] = n
+		}
+		list := strings.Join(in, ", ")
+		read := func(table, q string, args []any) error {
+			rows, err := tx.Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var n string
+				if err := rows.Scan(&n); err != nil {
+					return err
+				}
+				ex[table][n] = true
+			}
+			return rows.Err()
+		}
+		if err := read(dt.Table(), "SELECT "+textExpr(d, "name")+" FROM "+d.mustQuote(dt.Table())+" WHERE "+d.mustQuote("name")+" IN ("+list+")", args); err != nil {
+			return nil, err
+		}
+		for t := range tables {
+			q := "SELECT " + textExpr(d, "name") + " FROM " + d.mustQuote(t) + " WHERE " + d.mustQuote("parent") + " IN (" + list + ") AND " +
+				d.mustQuote("parenttype") + " = " + d.Placeholder(len(part)+1)
+			if err := read(t, q, append(append([]any{}, args...), dt.Name)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ex, nil
 }
 
 // deleteRows removes a parent's rows of one child table, except keep.
@@ -764,4 +834,16 @@ func (a *Applier) Reload(doctypes ...*DocType) error {
 		}
 	}
 	return nil
+}
+
+// varcharLength returns n for "varchar(n)", 0 for other types.
+func varcharLength(typ string) int {
+	if !strings.HasPrefix(typ, "varchar(") || !strings.HasSuffix(typ, ")") {
+		return 0
+	}
+	n, err := strconv.Atoi(typ[len("varchar(") : len(typ)-1])
+	if err != nil {
+		return 0
+	}
+	return n
 }
