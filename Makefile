@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 4s
 BENCHTIME ?= 1x
 
-.PHONY: all build test test-unit fuzz-smoke bench bench-mesh bench-sim lint demo clean
+.PHONY: all build test test-unit fuzz-smoke bench bench-mesh bench-sim bench-bridge lint demo clean
 
 all: build
 
@@ -38,6 +38,13 @@ bench:
 bench-mesh:
 	$(GO) test -run '^$$' -bench BenchmarkMesh -benchtime 1x -timeout 30m ./cmd/meridian
 	$(GO) test -run '^$$' -bench BenchmarkCatchUp -benchtime 1x -timeout 30m ./cmd/meridian
+
+# The bridge: Items with three child rows each into MariaDB and PostgreSQL
+# (batches of 500: 10,000 created, then updated twice), and the latency from
+# a Desk-style UPDATE to the edit reaching a peer.
+bench-bridge:
+	$(GO) test -run '^$$' -bench BenchmarkApplyItems -benchtime 3x -timeout 20m ./bridge
+	$(GO) test -run '^$$' -bench BenchmarkCaptureLatency -benchtime 1x -timeout 20m ./cmd/meridian
 
 # The simulator's scale benchmark (long: minutes). SIM_NODES=100 make bench-sim for a quick look.
 bench-sim:

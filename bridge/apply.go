@@ -78,6 +78,7 @@ type Applier struct {
 	failing map[string]bool
 	// maps are the site's names for mesh doctypes (by mesh and by site name).
 	maps, bySite map[string]*mapper
+	colCache     map[*DocType][]colField
 }
 
 // NewApplier prepares writing the given doctypes (masters and the child
@@ -235,7 +236,50 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 	if err != nil {
 		return st, fmt.Errorf("bridge: reading which documents of %s exist: %w", doctype, err)
 	}
+	held, err := a.heldLinks(ctx, tx, dt, docs)
+	if err != nil {
+		return st, fmt.Errorf("bridge: checking the Link targets of %s: %w", doctype, err)
+	}
+	// Fast path: every writable document in a few multi-row statements. If
+	// the database refuses any of it, the batch is rolled back to here and
+	// written document by document, so the refused one is isolated.
+	var fast []Doc
 	for _, doc := range docs {
+		if _, ok := bad[doc.View.Name]; !ok && held[doc.View.Name] == "" {
+			fast = append(fast, doc)
+		}
+	}
+	slow := docs
+	if len(fast) > 1 {
+		if _, err := tx.Exec(ctx, "SAVEPOINT "+d.mustQuote("meridian_batch")); err != nil {
+			return st, err
+		}
+		one, err := a.applyBatch(ctx, tx, dt, fast, ex)
+		if err == nil {
+			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+d.mustQuote("meridian_batch")); err != nil {
+				return st, err
+			}
+			st.Upserted, st.Deleted, st.RowsWritten, st.RowsDeleted = one.Upserted, one.Deleted, one.RowsWritten, one.RowsDeleted
+			for _, doc := range fast {
+				if a.failing[doctype+"\x00"+doc.View.Name] {
+					if _, err := tx.Exec(ctx, "DELETE FROM "+d.mustQuote(SyncLogTable)+" WHERE "+d.mustQuote("doctype")+" = "+d.Placeholder(1)+
+						" AND "+d.mustQuote("name")+" = "+d.Placeholder(2), doctype, doc.View.Name); err != nil {
+						return st, err
+					}
+					cleared = append(cleared, doctype+"\x00"+doc.View.Name)
+				}
+			}
+			slow = nil
+			for _, doc := range docs {
+				if _, ok := bad[doc.View.Name]; ok || held[doc.View.Name] != "" {
+					slow = append(slow, doc)
+				}
+			}
+		} else if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+d.mustQuote("meridian_batch")); rerr != nil {
+			return st, fmt.Errorf("bridge: writing %s: %w (and rolling it back: %v)", doctype, err, rerr)
+		}
+	}
+	for _, doc := range slow {
 		if _, err := tx.Exec(ctx, "SAVEPOINT "+d.mustQuote("meridian_doc")); err != nil {
 			return st, err
 		}
@@ -251,9 +295,7 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 			}
 			continue
 		}
-		if missing, err := a.missingLink(ctx, tx, dt, doc); err != nil {
-			return st, err
-		} else if missing != "" {
+		if missing := held[doc.View.Name]; missing != "" {
 			f, lerr := a.logFailure(ctx, tx, doctype, doc.View.Name, errors.New(missing), now)
 			if lerr != nil {
 				return st, lerr
@@ -307,51 +349,105 @@ func (a *Applier) Apply(ctx context.Context, doctype string, docs []Doc, vv crdt
 // heldPrefix starts the sync-log reason of a document held for a Link.
 const heldPrefix = "held: "
 
-// missingLink returns why a document must wait: a Link field naming a
-// document of a master this bridge writes that the site's database does not
-// hold yet (Frappe would refuse to open it). "" when it can be written.
-func (a *Applier) missingLink(ctx context.Context, tx *Tx, dt *DocType, doc Doc) (string, error) {
-	if !doc.View.Exists {
-		return "", nil
-	}
-	d := a.db.Dialect()
-	check := func(field, target string, v crdt.Value) (string, error) {
+// heldLinks returns, per document that must wait, why: a Link field naming
+// a document of another master this bridge writes that the site's
+// database does not hold yet (Frappe would refuse to open it). Targets are
+// looked up a few hundred at a time.
+func (a *Applier) heldLinks(ctx context.Context, tx *Tx, dt *DocType, docs []Doc) (map[string]string, error) {
+	type ref struct{ doc, field, target, name string }
+	var refs []ref
+	want := map[string]map[string]bool{} // target doctype → names
+	add := func(doc, field, target string, v crdt.Value) {
 		if v.Kind != crdt.KindStr || v.Str == "" {
-			return "", nil
+			return
 		}
 		t := a.types[target]
-		if t == nil || t.IsTable || (target == dt.Name && v.Str == doc.View.Name) {
-			return "", nil // not a master written here, or itself
+		if t == nil || t.IsTable || (target == dt.Name && v.Str == doc) {
+			return // not a master written here, or itself
 		}
-		var one int64
-		err := queryRow(ctx, tx, "SELECT 1 FROM "+d.mustQuote(t.Table())+" WHERE "+d.mustQuote("name")+" = "+d.Placeholder(1), []any{v.Str}, &one)
-		if isNoRows(err) {
-			return fmt.Sprintf("%sLink %s → %s %q has not arrived in this site's database yet; written once it has", heldPrefix, field, target, v.Str), nil
+		refs = append(refs, ref{doc, field, target, v.Str})
+		if want[target] == nil {
+			want[target] = map[string]bool{}
 		}
-		return "", err
+		want[target][v.Str] = true
 	}
-	for _, f := range dt.ColumnFields() {
-		if f.Fieldtype != "Link" {
+	for _, doc := range docs {
+		v := doc.View
+		if !v.Exists {
 			continue
 		}
-		if why, err := check(f.Fieldname, f.Options, doc.View.Fields[f.Fieldname]); why != "" || err != nil {
-			return why, err
+		for _, f := range dt.ColumnFields() {
+			if f.Fieldtype == "Link" {
+				add(v.Name, f.Fieldname, f.Options, v.Fields[f.Fieldname])
+			}
 		}
-	}
-	for _, tf := range dt.TableFields() {
-		child := a.types[tf.Options]
-		for _, row := range doc.View.Tables[tf.Fieldname] {
-			for _, f := range child.ColumnFields() {
-				if f.Fieldtype != "Link" {
-					continue
-				}
-				if why, err := check(tf.Fieldname+"."+f.Fieldname, f.Options, row.Fields[f.Fieldname]); why != "" || err != nil {
-					return why, err
+		for _, tf := range dt.TableFields() {
+			child := a.types[tf.Options]
+			for _, row := range v.Tables[tf.Fieldname] {
+				for _, f := range child.ColumnFields() {
+					if f.Fieldtype == "Link" {
+						add(v.Name, tf.Fieldname+"."+f.Fieldname, f.Options, row.Fields[f.Fieldname])
+					}
 				}
 			}
 		}
 	}
-	return "", nil
+	out := map[string]string{}
+	if len(refs) == 0 {
+		return out, nil
+	}
+	d := a.db.Dialect()
+	present := map[string]map[string]bool{}
+	for target, names := range want {
+		present[target] = map[string]bool{}
+		if target == dt.Name { // written in this very batch counts as present
+			for _, doc := range docs {
+				if doc.View.Exists {
+					present[target][doc.View.Name] = true
+				}
+			}
+		}
+		list := sortedNames(names)
+		for i := 0; i < len(list); i += 500 {
+			part := list[i:min(i+500, len(list))]
+			in := make([]string, len(part))
+			args := make([]any, len(part))
+			for j, n := range part {
+				in[j], args[j] = d.Placeholder(j+1), n
+			}
+			rows, err := tx.Query(ctx, "SELECT "+textExpr(d, "name")+" FROM "+d.mustQuote(a.types[target].Table())+" WHERE "+d.mustQuote("name")+" IN ("+strings.Join(in, ", ")+")", args...)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var n string
+				if err := rows.Scan(&n); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				present[target][n] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, r := range refs {
+		if out[r.doc] == "" && !present[r.target][r.name] {
+			out[r.doc] = fmt.Sprintf("%sLink %s → %s %q has not arrived in this site's database yet; written once it has", heldPrefix, r.field, r.target, r.name)
+		}
+	}
+	return out, nil
+}
+
+func sortedNames(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // SyncLogTable is the bridge's durable sync log: every document it could
@@ -521,29 +617,41 @@ func (a *Applier) applyDoc(ctx context.Context, tx *Tx, dt *DocType, doc Doc, ex
 // for every column-backed field of the master's definition: a field the
 // document does not hold is written as the column's default (Frappe's
 // NOT NULL numeric and Check columns) or NULL.
-func (a *Applier) fieldValues(dt *DocType, fields map[string]crdt.Value, out map[string]any) error {
+// colField is a column-backed field with its column and varchar length.
+type colField struct {
+	f       *DocField
+	col     *Column
+	varchar int
+}
+
+// columns returns a doctype's column-backed fields (computed once per
+// definition: the writer calls it for every row).
+func (a *Applier) columns(dt *DocType) []colField {
+	if cf, ok := a.colCache[dt]; ok {
+		return cf
+	}
 	spec := a.specs[dt.Name]
+	var out []colField
 	for _, f := range dt.ColumnFields() {
-		col := spec.Column(f.Fieldname)
-		if col == nil {
-			continue
+		if col := spec.Column(f.Fieldname); col != nil {
+			out = append(out, colField{f, col, varcharLength(col.Type)})
 		}
-		val, ok := fields[f.Fieldname]
-		if !ok || val.Kind == crdt.KindNull || val.Kind == crdt.KindRemoved {
-			out[f.Fieldname] = nullFor(col)
-			continue
-		}
-		x, err := a.sqlValue(f, val)
-		if err != nil {
-			return fmt.Errorf("field %s: %w", f.Fieldname, err)
-		}
-		if str, ok := x.(string); ok {
-			if n := varcharLength(col.Type); n > 0 && utf8.RuneCountInString(str) > n {
-				return fmt.Errorf("field %s: the value is %d characters and its column (%s) holds %d; shorten it at its origin (nothing was truncated)",
-					f.Fieldname, utf8.RuneCountInString(str), col.Type, n)
-			}
-		}
-		out[f.Fieldname] = x
+	}
+	if a.colCache == nil {
+		a.colCache = map[*DocType][]colField{}
+	}
+	a.colCache[dt] = out
+	return out
+}
+
+func (a *Applier) fieldValues(dt *DocType, fields map[string]crdt.Value, out map[string]any) error {
+	cs := a.columns(dt)
+	vals := make([]any, len(cs))
+	if err := a.fieldSlice(dt, fields, vals); err != nil {
+		return err
+	}
+	for i, c := range cs {
+		out[c.f.Fieldname] = vals[i]
 	}
 	return nil
 }
@@ -846,4 +954,259 @@ func varcharLength(typ string) int {
 		return 0
 	}
 	return n
+}
+
+// applyBatch writes documents with a few multi-row statements per table:
+// inserts for new rows, updates for existing ones, one delete per child
+// table for removed rows, and deletes for deleted documents. Any error
+// leaves it to the caller to roll back and go document by document.
+func (a *Applier) applyBatch(ctx context.Context, tx *Tx, dt *DocType, docs []Doc, ex existence) (ApplyStats, error) {
+	var st ApplyStats
+	d := a.db.Dialect()
+	var live, dead []string
+	pcols := a.rowColumns(dt, false)
+	var parents [][]any
+	children := map[string][][]any{} // table fieldname → rows
+	for _, doc := range docs {
+		v := doc.View
+		if !v.Exists {
+			dead = append(dead, v.Name)
+			continue
+		}
+		live = append(live, v.Name)
+		creation, modified := a.ts(doc.Creation), a.ts(doc.Modified)
+		row := make([]any, len(pcols))
+		copy(row, []any{v.Name, creation, modified, a.user, a.user, v.DocStatus, 0})
+		if err := a.fieldSlice(dt, v.Fields, row[7:]); err != nil {
+			return st, err
+		}
+		parents = append(parents, row)
+		for _, tf := range dt.TableFields() {
+			child := a.types[tf.Options]
+			ccols := a.rowColumns(child, true)
+			for _, r := range v.Tables[tf.Fieldname] {
+				rc := make([]any, len(ccols))
+				copy(rc, []any{r.Name, creation, modified, a.user, a.user, v.DocStatus, r.Idx, v.Name, tf.Fieldname, dt.Name})
+				if err := a.fieldSlice(child, r.Fields, rc[10:]); err != nil {
+					return st, fmt.Errorf("row %s of %s: %w", r.Name, tf.Fieldname, err)
+				}
+				children[tf.Fieldname] = append(children[tf.Fieldname], rc)
+			}
+		}
+	}
+	in := func(names []string, from int) (string, []any) {
+		ph := make([]string, len(names))
+		args := make([]any, len(names))
+		for i, n := range names {
+			ph[i], args[i] = d.Placeholder(from+i), n
+		}
+		return strings.Join(ph, ", "), args
+	}
+	// Deleted documents and their rows.
+	for i := 0; i < len(dead); i += 500 {
+		part := dead[i:min(i+500, len(dead))]
+		for _, tf := range dt.TableFields() {
+			child := a.types[tf.Options]
+			list, args := in(part, 3)
+			n, err := tx.Exec(ctx, "DELETE FROM "+d.mustQuote(child.Table())+" WHERE "+d.mustQuote("parenttype")+" = "+d.Placeholder(1)+
+				" AND "+d.mustQuote("parentfield")+" = "+d.Placeholder(2)+" AND "+d.mustQuote("parent")+" IN ("+list+")",
+				append([]any{dt.Name, tf.Fieldname}, args...)...)
+			if err != nil {
+				return st, err
+			}
+			st.RowsDeleted += int(n)
+		}
+		list, args := in(part, 1)
+		n, err := tx.Exec(ctx, "DELETE FROM "+d.mustQuote(dt.Table())+" WHERE "+d.mustQuote("name")+" IN ("+list+")", args...)
+		if err != nil {
+			return st, err
+		}
+		st.Deleted += int(n)
+	}
+	if err := a.writeRows(ctx, tx, dt, pcols, parents, ex[dt.Table()]); err != nil {
+		return st, err
+	}
+	st.Upserted += len(parents)
+	for _, tf := range dt.TableFields() {
+		child := a.types[tf.Options]
+		rows := children[tf.Fieldname]
+		if err := a.writeRows(ctx, tx, child, a.rowColumns(child, true), rows, ex[child.Table()]); err != nil {
+			return st, err
+		}
+		st.RowsWritten += len(rows)
+		// Rows no longer in their document: one statement per few hundred parents.
+		keep := map[string][]string{}
+		for _, r := range rows {
+			p := r[7].(string)
+			keep[p] = append(keep[p], r[0].(string))
+		}
+		if len(ex[child.Table()]) == 0 {
+			continue // none of these documents had rows here before: nothing to remove
+		}
+		for i := 0; i < len(live); i += 200 {
+			part := live[i:min(i+200, len(live))]
+			list, args := in(part, 3)
+			q := "DELETE FROM " + d.mustQuote(child.Table()) + " WHERE " + d.mustQuote("parenttype") + " = " + d.Placeholder(1) +
+				" AND " + d.mustQuote("parentfield") + " = " + d.Placeholder(2) + " AND " + d.mustQuote("parent") + " IN (" + list + ")"
+			args = append([]any{dt.Name, tf.Fieldname}, args...)
+			var kept []string
+			for _, p := range part {
+				kept = append(kept, keep[p]...)
+			}
+			if len(kept) > 0 {
+				klist, kargs := in(kept, len(args)+1)
+				q += " AND " + d.mustQuote("name") + " NOT IN (" + klist + ")"
+				args = append(args, kargs...)
+			}
+			n, err := tx.Exec(ctx, q, args...)
+			if err != nil {
+				return st, err
+			}
+			st.RowsDeleted += int(n)
+		}
+	}
+	return st, nil
+}
+
+// maxParams keeps one statement's bind parameters well under both
+// servers' limits (65,535).
+const maxParams = 60_000
+
+// writeRows inserts the rows that do not exist and updates those that do,
+// many rows per statement. cols names the values of every row; the first
+// is the name.
+func (a *Applier) writeRows(ctx context.Context, tx *Tx, dt *DocType, cols []string, rows [][]any, exists map[string]bool) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	d := a.db.Dialect()
+	var ins, upd [][]any
+	for _, r := range rows {
+		if exists[r[0].(string)] {
+			upd = append(upd, r)
+		} else {
+			ins = append(ins, r)
+		}
+	}
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = d.mustQuote(c)
+	}
+	values := func(part [][]any) (string, []any) {
+		var b strings.Builder
+		args := make([]any, 0, len(part)*len(cols))
+		for i, r := range part {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(")
+			for j := range cols {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				args = append(args, r[j])
+				b.WriteString(d.Placeholder(len(args)))
+			}
+			b.WriteString(")")
+		}
+		return b.String(), args
+	}
+	per := max(1, maxParams/len(cols))
+	for i := 0; i < len(ins); i += per {
+		vals, args := values(ins[i:min(i+per, len(ins))])
+		if _, err := tx.Exec(ctx, "INSERT INTO "+d.mustQuote(dt.Table())+" ("+strings.Join(quoted, ", ")+") VALUES "+vals, args...); err != nil {
+			return err
+		}
+	}
+	if len(upd) == 0 {
+		return nil
+	}
+	var set []string
+	for _, c := range cols {
+		if c != "name" && c != "creation" && c != "owner" {
+			set = append(set, c)
+		}
+	}
+	if d == Postgres {
+		// ON CONFLICT (name) only answers a collision on the primary key; one
+		// on another unique column is an error, as it must be.
+		assign := make([]string, len(set))
+		for i, c := range set {
+			q := d.mustQuote(c)
+			assign[i] = q + " = EXCLUDED." + q
+		}
+		for i := 0; i < len(upd); i += per {
+			vals, args := values(upd[i:min(i+per, len(upd))])
+			if _, err := tx.Exec(ctx, "INSERT INTO "+d.mustQuote(dt.Table())+" ("+strings.Join(quoted, ", ")+") VALUES "+vals+
+				" ON CONFLICT ("+d.mustQuote("name")+") DO UPDATE SET "+strings.Join(assign, ", "), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// MariaDB: the new values go into a temporary copy of the table, then
+	// one UPDATE … JOIN on the primary key. (INSERT … ON DUPLICATE KEY
+	// UPDATE would also fire on another unique column and overwrite that
+	// row.) Temporary tables belong to the transaction's connection.
+	tmp := d.mustQuote("__meridian_upd")
+	if _, err := tx.Exec(ctx, "DROP TEMPORARY TABLE IF EXISTS "+tmp); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "CREATE TEMPORARY TABLE "+tmp+" LIKE "+d.mustQuote(dt.Table())); err != nil {
+		return err
+	}
+	for i := 0; i < len(upd); i += per {
+		vals, args := values(upd[i:min(i+per, len(upd))])
+		if _, err := tx.Exec(ctx, "INSERT INTO "+tmp+" ("+strings.Join(quoted, ", ")+") VALUES "+vals, args...); err != nil {
+			return err
+		}
+	}
+	assign := make([]string, len(set))
+	for i, c := range set {
+		q := d.mustQuote(c)
+		assign[i] = "t." + q + " = s." + q
+	}
+	if _, err := tx.Exec(ctx, "UPDATE "+d.mustQuote(dt.Table())+" t JOIN "+tmp+" s ON t."+d.mustQuote("name")+" = s."+d.mustQuote("name")+
+		" SET "+strings.Join(assign, ", ")); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "DROP TEMPORARY TABLE "+tmp)
+	return err
+}
+
+// rowColumns is the column order of rows written by the batch path: the
+// standard columns (and the child-table ones), then the fields' columns.
+func (a *Applier) rowColumns(dt *DocType, child bool) []string {
+	cols := []string{"name", "creation", "modified", "modified_by", "owner", "docstatus", "idx"}
+	if child {
+		cols = append(cols, "parent", "parentfield", "parenttype")
+	}
+	for _, c := range a.columns(dt) {
+		cols = append(cols, c.f.Fieldname)
+	}
+	return cols
+}
+
+// fieldSlice is fieldValues into a slice in the order of columns(dt).
+func (a *Applier) fieldSlice(dt *DocType, fields map[string]crdt.Value, out []any) error {
+	for i, c := range a.columns(dt) {
+		f, col := c.f, c.col
+		val, ok := fields[f.Fieldname]
+		if !ok || val.Kind == crdt.KindNull || val.Kind == crdt.KindRemoved {
+			out[i] = nullFor(col)
+			continue
+		}
+		x, err := a.sqlValue(f, val)
+		if err != nil {
+			return fmt.Errorf("field %s: %w", f.Fieldname, err)
+		}
+		if str, ok := x.(string); ok && c.varchar > 0 && len(str) > c.varchar {
+			if n := c.varchar; utf8.RuneCountInString(str) > n {
+				return fmt.Errorf("field %s: the value is %d characters and its column (%s) holds %d; shorten it at its origin (nothing was truncated)",
+					f.Fieldname, utf8.RuneCountInString(str), col.Type, n)
+			}
+		}
+		out[i] = x
+	}
+	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 // itemDocTypes returns Item (with the child tables we have fixtures for)
 // and its child doctypes.
-func itemDocTypes(t *testing.T) []*DocType {
+func itemDocTypes(t testing.TB) []*DocType {
 	t.Helper()
 	item := fixture(t, "item.json").Clone()
 	keep := map[string]bool{"Item Barcode": true, "UOM Conversion Detail": true, "Item Default": true}
@@ -40,7 +40,7 @@ func newDocWriter() *docWriter {
 	return &docWriter{site: "12D3KooWTestSiteAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()}
 }
 
-func (w *docWriter) write(t *testing.T, d *crdt.Doc, ops ...crdt.Op) {
+func (w *docWriter) write(t testing.TB, d *crdt.Doc, ops ...crdt.Op) {
 	t.Helper()
 	w.seq++
 	w.now += 1000
@@ -64,7 +64,7 @@ func vvOf(w *docWriter) crdt.VersionVector {
 	return vv
 }
 
-func queryStrings(t *testing.T, ctx context.Context, q Querier, query string, args ...any) []string {
+func queryStrings(t testing.TB, ctx context.Context, q Querier, query string, args ...any) []string {
 	t.Helper()
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
@@ -342,6 +342,72 @@ func TestApplyHoldsADocumentUntilItsLinkTargetArrives(t *testing.T) {
 		}
 		if log, _ := a.Failures(ctx, false); len(log) != 0 {
 			t.Fatalf("sync log not cleared: %+v", log)
+		}
+	})
+}
+
+// The multi-row path (batches) writes exactly what the document-by-document
+// path writes: inserts, updates of existing rows, row removals, deletes.
+func TestApplyBatchesCreateUpdateAndDelete(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d Dialect) {
+		ctx := testContext(t)
+		td := newTestDatabase(t, d)
+		dts := itemDocTypes(t)
+		for _, dt := range dts {
+			mustEnsure(t, ctx, td.DB, dt)
+		}
+		a, err := NewApplier(td.DB, TimeZone{Location: time.UTC}, "", dts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.EnsureState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		w := newDocWriter()
+		items := make([]*crdt.Doc, 50)
+		snap := func() []Doc {
+			out := make([]Doc, len(items))
+			for i, it := range items {
+				out[i] = DocFromCRDT(it)
+			}
+			return out
+		}
+		for i := range items {
+			items[i] = crdt.NewDoc("Item", fmt.Sprintf("B-%02d", i))
+			w.write(t, items[i], crdt.Op{Kind: crdt.OpCreate}, set("item_name", crdt.Str(fmt.Sprintf("v1-%d", i))),
+				rowSet("barcodes", fmt.Sprintf("x%d", i), "barcode", crdt.Str(fmt.Sprintf("1%05d", i))),
+				rowSet("barcodes", fmt.Sprintf("y%d", i), "barcode", crdt.Str(fmt.Sprintf("2%05d", i))))
+		}
+		if st, err := a.Apply(ctx, "Item", snap(), vvOf(w)); err != nil || st.Upserted != 50 || st.RowsWritten != 100 {
+			t.Fatalf("create: %+v %v", st, err)
+		}
+		for i, it := range items {
+			switch {
+			case i < 5:
+				w.write(t, it, crdt.Op{Kind: crdt.OpDelete})
+			default:
+				w.write(t, it, set("item_name", crdt.Str(fmt.Sprintf("v2-%d", i))), crdt.Op{Kind: crdt.OpRemoveRow, Table: "barcodes", Row: fmt.Sprintf("x%d", i)},
+					rowSet("barcodes", fmt.Sprintf("z%d", i), "barcode", crdt.Str(fmt.Sprintf("3%05d", i))))
+			}
+		}
+		st, err := a.Apply(ctx, "Item", snap(), vvOf(w))
+		if err != nil || st.Deleted != 5 || st.Upserted != 45 || len(st.Failed) != 0 {
+			t.Fatalf("update: %+v %v", st, err)
+		}
+		if n := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem")); len(n) != 45 {
+			t.Fatalf("%d items", len(n))
+		}
+		rows := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("name")+" FROM "+d.mustQuote("tabItem Barcode")+" ORDER BY 1")
+		if len(rows) != 90 || rows[0] != "y10" && rows[0] != "y5" {
+			t.Fatalf("%d barcode rows (%v…), want 90 (y and z of the 45 left)", len(rows), rows[:min(3, len(rows))])
+		}
+		for _, r := range rows {
+			if r[0] == 'x' {
+				t.Fatalf("removed row %s still there", r)
+			}
+		}
+		if v := queryStrings(t, ctx, td.DB, "SELECT "+d.mustQuote("item_name")+" FROM "+d.mustQuote("tabItem")+" WHERE "+d.mustQuote("name")+" = 'B-49'"); len(v) != 1 || v[0] != "v2-49" {
+			t.Fatalf("B-49: %v", v)
 		}
 	})
 }

@@ -46,7 +46,7 @@ func forEachDialect(t *testing.T, f func(t *testing.T, d Dialect)) {
 	}
 }
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -73,7 +73,7 @@ func randomDBName() string {
 
 // newTestDatabase creates a database with a random name, opens the bridge
 // on it and drops it when the test ends.
-func newTestDatabase(t *testing.T, d Dialect) *testDatabase {
+func newTestDatabase(t testing.TB, d Dialect) *testDatabase {
 	t.Helper()
 	ctx := testContext(t)
 	name := randomDBName()
@@ -152,7 +152,7 @@ func newTestDatabase(t *testing.T, d Dialect) *testDatabase {
 	return td
 }
 
-func splitHostPort(t *testing.T, addr string, def int) (string, int) {
+func splitHostPort(t testing.TB, addr string, def int) (string, int) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -166,7 +166,7 @@ func splitHostPort(t *testing.T, addr string, def int) (string, int) {
 }
 
 // fixture parses testdata/doctypes/<file>.
-func fixture(t *testing.T, file string) *DocType {
+func fixture(t testing.TB, file string) *DocType {
 	t.Helper()
 	dt, err := ReadDocTypeFile(filepath.Join("testdata", "doctypes", file))
 	if err != nil {
@@ -175,14 +175,14 @@ func fixture(t *testing.T, file string) *DocType {
 	return dt
 }
 
-func mustExec(t *testing.T, ctx context.Context, q Querier, query string, args ...any) {
+func mustExec(t testing.TB, ctx context.Context, q Querier, query string, args ...any) {
 	t.Helper()
 	if _, err := q.Exec(ctx, query, args...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 }
 
-func mustEnsure(t *testing.T, ctx context.Context, db *DB, dt *DocType) *EnsureReport {
+func mustEnsure(t testing.TB, ctx context.Context, db *DB, dt *DocType) *EnsureReport {
 	t.Helper()
 	rep, err := EnsureTable(ctx, db, dt)
 	if err != nil {
@@ -191,7 +191,7 @@ func mustEnsure(t *testing.T, ctx context.Context, db *DB, dt *DocType) *EnsureR
 	return rep
 }
 
-func mustInspect(t *testing.T, ctx context.Context, q Querier, table string) *TableInfo {
+func mustInspect(t testing.TB, ctx context.Context, q Querier, table string) *TableInfo {
 	t.Helper()
 	info, err := InspectTable(ctx, q, table)
 	if err != nil {
