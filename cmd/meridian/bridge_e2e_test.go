@@ -21,7 +21,7 @@ import (
 // throwawayDB creates a database on the local MariaDB or PostgreSQL server
 // (as CI provides them), returns its URL and a connection, and drops it
 // when the test ends.
-func throwawayDB(t *testing.T, dialect string) (string, *bridge.Site) {
+func throwawayDB(t testing.TB, dialect string) (string, *bridge.Site) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -67,7 +67,7 @@ func throwawayDB(t *testing.T, dialect string) (string, *bridge.Site) {
 }
 
 // column reads one value of a row as text, as the server prints it.
-func column(t *testing.T, s *bridge.Site, table, name, col string) (string, bool) {
+func column(t testing.TB, s *bridge.Site, table, name, col string) (string, bool) {
 	t.Helper()
 	d := s.Dialect()
 	tq, _ := d.QuoteIdent(table)
@@ -95,7 +95,7 @@ func column(t *testing.T, s *bridge.Site, table, name, col string) (string, bool
 	return v.String, true
 }
 
-func count(t *testing.T, s *bridge.Site, table, where string) int {
+func count(t testing.TB, s *bridge.Site, table, where string) int {
 	t.Helper()
 	d := s.Dialect()
 	tq, _ := d.QuoteIdent(table)
@@ -116,7 +116,7 @@ func count(t *testing.T, s *bridge.Site, table, where string) int {
 	return int(n)
 }
 
-func bridgeConfig(t *testing.T, s *site) {
+func bridgeConfig(t testing.TB, s *site) {
 	t.Helper()
 	schemas, err := filepath.Abs("testdata/schemas")
 	if err != nil {
