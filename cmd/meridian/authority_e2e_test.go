@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"meridian/crdt"
 	"meridian/node"
 )
 
@@ -312,4 +314,179 @@ func TestAuthorityVersionLattice(t *testing.T) {
 	if !strings.Contains(h.must("versions", "Item"), "retired") {
 		t.Fatal("a retired version moved back")
 	}
+}
+
+// consumers shows every site's true state within a report interval: one
+// site on a deprecated version, one gone offline (last seen, behind);
+// retiring the old version stops its writes everywhere; bad records are
+// refused with clear reasons and change nothing.
+func TestAuthorityConsumersOfflineDeprecatedAndBadRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	h := newSite(t, "H")
+	var k struct {
+		PublicKey string `json:"public_key"`
+		Mesh      string `json:"mesh"`
+	}
+	if err := json.Unmarshal([]byte(h.must("authority", "init", "--json")), &k); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	b := newMeshSite(t, "B", k.PublicKey, k.Mesh)
+	f, _ := os.OpenFile(filepath.Join(b.dir, node.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("\n[versions]\nItem = 1\n")
+	f.Close()
+	c := newMeshSite(t, "C", k.PublicKey, k.Mesh)
+	d := newMeshSite(t, "D", k.PublicKey, k.Mesh)
+	for _, s := range []*site{b, c, d} {
+		s.start()
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range []*site{h, b, c} {
+				t.Logf("---- %s log (tail)\n%s", s.name, tail(s.log.String(), 3000))
+			}
+		}
+	})
+	H, B, C, D := h.id(), b.id(), c.id(), d.id()
+	for _, s := range []string{H, B, C, D} {
+		h.must("authority", "grant", s, "Item", "--write")
+	}
+	h.must("authority", "version", "publish", "Item", "--schema", "testdata/item_v1.json")
+	h.must("authority", "version", "publish", "Item", "--schema", "testdata/item_v2.json")
+	for _, s := range []*site{b, c, d} {
+		s.must("peers", "add", h.addr())
+	}
+	for _, s := range []*site{b, c, d} {
+		s := s
+		waitFor(t, 30*time.Second, s.name+"'s grant and both versions", func() bool {
+			st := s.status()
+			var vs []node.VersionJSON
+			if json.Unmarshal([]byte(s.must("versions", "Item", "--json")), &vs) != nil || len(vs) != 2 {
+				return false
+			}
+			return st.Authority != nil && st.Authority.Admitted && len(st.Authority.Grants) == 1 && st.Authority.Grants[0].Write
+		})
+	}
+	for _, s := range []*site{b, c, d} {
+		s.must("doc", "put", "Item", "FROM-"+s.name, "--json", `{"item_name": "from `+s.name+`"}`)
+	}
+	byKey := func() map[string]node.Consumer {
+		out := map[string]node.Consumer{}
+		for _, cs := range h.consumers() {
+			if cs.Doctype == "Item" {
+				out[cs.Site] = cs
+			}
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "reports with each site's version", func() bool {
+		m := byKey()
+		return m[B].Version == 1 && m[C].Version == 2 && m[D].Version == 2 && m[B].Status == "write"
+	})
+	h.must("authority", "version", "deprecate", "Item", "1")
+	d.stop() // D goes offline
+	h.must("doc", "put", "Item", "AFTER-D", "--json", `{"item_name": "written while D is away"}`)
+	time.Sleep(3 * time.Second) // three report intervals
+	m := byKey()
+	now := time.Now().UnixMilli()
+	if age := now - m[D].LastSeen; age < 2500 {
+		t.Fatalf("D is offline but was last seen %d ms ago", age)
+	}
+	for _, s := range []string{B, C} {
+		if age := now - m[s].LastSeen; age > 2500 {
+			t.Fatalf("%s is online but was last seen %d ms ago (reports every second)", s, age)
+		}
+	}
+	if m[D].Behind < 1 {
+		t.Fatalf("D missed AFTER-D but is %d behind", m[D].Behind)
+	}
+	if m[B].Version != 1 || !strings.Contains(h.must("versions", "Item"), "deprecated") {
+		t.Fatalf("B's version %d / versions:\n%s", m[B].Version, h.must("versions", "Item"))
+	}
+	if out := h.must("consumers"); !strings.Contains(out, shortSite(D)) || !strings.Contains(out, "ago") {
+		t.Fatalf("consumers:\n%s", out)
+	}
+
+	// Retired: B's writes under version 1 stop everywhere, with a reason.
+	b.must("network", "pause")
+	h.must("authority", "version", "retire", "Item", "1")
+	b.must("doc", "put", "Item", "B-UNDER-V1", "--json", `{"item_name": "written under a retired version"}`)
+	b.must("network", "resume")
+	for _, s := range []*site{h, c} {
+		s := s
+		waitFor(t, 30*time.Second, s.name+" to reject B's write under the retired version", func() bool {
+			return strings.Contains(s.log.String(), "retired version (1); that site must move to version 2")
+		})
+		if s.has("Item", "B-UNDER-V1") {
+			t.Fatalf("%s applied a write made under a retired version", s.name)
+		}
+	}
+
+	// Bad records: refused with the reason, nothing changed.
+	before := h.must("records", "list", "--json")
+	key, err := node.LoadAuthorityKey(filepath.Join(h.dir, node.AuthorityKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	nowMs := time.Now().UnixMilli()
+	bad := []struct {
+		rec  crdt.Record
+		key  ed25519.PrivateKey
+		want string
+	}{
+		{crdt.Record{Kind: crdt.RecordGrant, Mesh: key.Mesh, Site: crdt.SiteID(C), Doctype: "Item", Read: true, Issued: nowMs + 3600_000}, key.Key, "dated in the future"},
+		{crdt.Record{Kind: crdt.RecordGrant, Mesh: key.Mesh, Site: crdt.SiteID(C), Doctype: "Item", Read: true, Issued: nowMs - 7200_000, Expires: nowMs - 3600_000}, key.Key, "expired"},
+		{crdt.Record{Kind: crdt.RecordReport, Mesh: key.Mesh, Site: crdt.SiteID(C), Issued: nowMs, Report: &crdt.SiteReport{Versions: map[string]uint64{"Item": 9}}}, stranger, "signed by"},
+		{crdt.Record{Kind: crdt.RecordGrant, Mesh: key.Mesh, Site: crdt.SiteID(C), Doctype: "Item", Write: true, Issued: nowMs}, stranger, "not this mesh's authority"},
+		{crdt.Record{Kind: crdt.RecordGrant, Mesh: "another-mesh", Site: crdt.SiteID(C), Doctype: "Item", Read: true, Issued: nowMs}, key.Key, "another-mesh"},
+	}
+	for _, x := range bad {
+		r := x.rec
+		r.Sign(x.key)
+		file := filepath.Join(t.TempDir(), "records")
+		os.WriteFile(file, []byte(node.EncodeRecordText(&r)+"\n"), 0o600)
+		out, err := h.run("records", "import", file)
+		if err == nil || !strings.Contains(out, x.want) {
+			t.Errorf("a bad %s record: %v\n%s (want %q)", r.Kind, err, out, x.want)
+		}
+	}
+	if out, err := h.run("authority", "grant", C, strings.Repeat("X", 141), "--read"); err == nil || !strings.Contains(out, "141") {
+		t.Errorf("a doctype name over 140 characters was accepted: %v\n%s", err, out)
+	}
+	if out, err := h.run("authority", "version", "deprecate", "Nonexistent", "3"); err == nil || !strings.Contains(out, "not known") {
+		t.Errorf("deprecating an unknown version: %v\n%s", err, out)
+	}
+	if after := h.must("records", "list", "--json"); !sameRecords(before, after) {
+		t.Fatal("refused records changed the authority's state")
+	}
+}
+
+// sameRecords compares two `records list --json` outputs by their records.
+func sameRecords(a, b string) bool {
+	var x, y []node.RecordJSON
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	keep := func(rs []node.RecordJSON) map[string]string {
+		m := map[string]string{}
+		for _, r := range rs {
+			if r.Kind != "report" { // sites keep reporting meanwhile
+				m[r.Key] = r.Record
+			}
+		}
+		return m
+	}
+	mx, my := keep(x), keep(y)
+	if len(mx) != len(my) {
+		return false
+	}
+	for k, v := range mx {
+		if my[k] != v {
+			return false
+		}
+	}
+	return true
 }
