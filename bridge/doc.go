@@ -25,14 +25,26 @@
 //   - Connections (OpenSite from a bench's sites/<site> directory, OpenDSN
 //     from a URL) and the site's time zone (ReadTimeZone).
 //
-// Applying converged documents and capturing local edits build on these
-// and live in this package too, in files of their own.
+// On top of them:
+//
+//   - Apply (apply.go): converged documents into the tables in batched
+//     transactions with the applied version vector (__meridian_bridge);
+//     multi-row statements, falling back to one document at a time so a
+//     refused document is rolled back alone and recorded in the durable
+//     sync log (__meridian_synclog) with its reason and back-off; Link
+//     holds; only the master's columns are written.
+//   - Capture (capture.go): local changes past a tie-safe watermark,
+//     deletions from tabDeleted Document, and adoption of existing rows.
+//   - Mappings (mapping.go): a site's own names for mesh doctypes and
+//     fields, with CEL value transforms.
+//   - Cache (cache.go): Frappe's Redis document cache invalidation.
 //
 // # What it may import
 //
 // The standard library, go-sql-driver/mysql, jackc/pgx/v5 (core only: its
 // database/sql adapter needs pgxpool, which this module does not carry),
-// redis/go-redis/v9, and Meridian's crdt package. Never replica, transport,
+// redis/go-redis/v9, google/cel-go (mapping transforms), and Meridian's
+// crdt package. Never replica, transport,
 // node or cmd: the node drives the bridge, not the other way round. The
 // bridge starts no goroutines; the node decides when it runs.
 //
