@@ -62,6 +62,7 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("POST /api/meridian/subscribe", auth(n.handleSubscribe))
 	mux.HandleFunc("GET /api/meridian/versions/{doctype}", auth(n.handleVersions))
 	mux.HandleFunc("GET /api/meridian/consumers", auth(n.handleConsumers))
+	mux.HandleFunc("POST /api/verify", auth(n.handleVerify))
 	mux.HandleFunc("GET /api/bridge/status", auth(n.handleBridgeStatus))
 	mux.HandleFunc("GET /api/bridge/synclog", auth(n.handleSyncLog))
 	mux.HandleFunc("POST /api/bridge/resync", auth(n.handleResync))
@@ -119,6 +120,8 @@ type Status struct {
 	// Authority is the mesh's authority as this site sees it (absent
 	// without one).
 	Authority *AuthorityStatus `json:"authority,omitempty"`
+	// Verify is the latest comparison of each doctype with a peer.
+	Verify []VerifyResult `json:"verify"`
 }
 
 // PeerStatus is one peer-book entry.
@@ -181,6 +184,13 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		dts = append(dts, d.Doctype)
 	}
 	st.Authority = n.authorityStatus(dts)
+	n.verifyMu.Lock()
+	st.Verify = []VerifyResult{}
+	for _, v := range n.lastVerify {
+		st.Verify = append(st.Verify, v)
+	}
+	n.verifyMu.Unlock()
+	sort.Slice(st.Verify, func(i, j int) bool { return st.Verify[i].Doctype < st.Verify[j].Doctype })
 	for _, s := range n.host.Stats() {
 		st.Counters["frames_in"] += int64(s.FramesIn)
 		st.Counters["frames_out"] += int64(s.FramesOut)
@@ -470,4 +480,37 @@ func jsonValue(v crdt.Value) any {
 		return "(row removed)"
 	}
 	return nil
+}
+
+// handleVerify compares doctypes with one peer, or with every connected peer.
+func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Peer     string   `json:"peer"`
+		Doctypes []string `json:"doctypes"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeErr(w, http.StatusBadRequest, errors.New(`body must be {"peer": "12D3Koo…", "doctypes": ["Item"]} (both optional)`))
+		return
+	}
+	peers := []string{req.Peer}
+	if req.Peer == "" {
+		peers = nil
+		for _, p := range n.host.ConnectedPeers() {
+			peers = append(peers, p.String())
+		}
+		if len(peers) == 0 {
+			writeErr(w, http.StatusConflict, errors.New("no peer is connected to compare with"))
+			return
+		}
+	}
+	out := []VerifyResult{}
+	for _, p := range peers {
+		rs, err := n.Verify(r.Context(), p, req.Doctypes)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		out = append(out, rs...)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

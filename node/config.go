@@ -60,6 +60,9 @@ type Config struct {
 	// ReportInterval is how often the site signs and gossips its report
 	// (versions in use, edits seen, last sync per peer, failures). Default: 30s.
 	ReportInterval Duration `toml:"report_interval"`
+	// VerifyInterval is how often the node compares its masters with a
+	// random peer (`meridian verify`). Default: 5m.
+	VerifyInterval Duration `toml:"verify_interval"`
 	// UnsafeForgeWrites makes the node skip the authority's checks on its
 	// own edits, as a compromised site would (tests show the others refuse
 	// them). Only the hidden flag --unsafe-forge-writes sets it.
@@ -90,6 +93,7 @@ func Defaults() Config {
 		SyncInterval: Duration(5 * time.Second), Tick: Duration(50 * time.Millisecond),
 		MaxClockSkew: Duration(5 * time.Minute), LogLevel: "info", LogFormat: "text",
 		CompactInterval: Duration(10 * time.Minute), Mesh: "main", ReportInterval: Duration(30 * time.Second),
+		VerifyInterval: Duration(5 * time.Minute),
 	}
 }
 
@@ -133,6 +137,11 @@ func LoadConfig(dir string) (Config, error) {
 			return c, fmt.Errorf("node: MERIDIAN_REPORT_INTERVAL: %w", err)
 		}
 	}
+	if v := os.Getenv("MERIDIAN_VERIFY_INTERVAL"); v != "" {
+		if err := c.VerifyInterval.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("node: MERIDIAN_VERIFY_INTERVAL: %w", err)
+		}
+	}
 	if v := os.Getenv("MERIDIAN_LOG_LEVEL"); v != "" {
 		c.LogLevel = v
 	}
@@ -162,8 +171,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("node: log_level %q: use debug, info, warn or error", c.LogLevel)
 	}
-	if c.ReportInterval <= 0 {
-		return errors.New("node: report_interval must be positive")
+	if c.ReportInterval <= 0 || c.VerifyInterval <= 0 {
+		return errors.New("node: report_interval and verify_interval must be positive")
 	}
 	if c.Authority != "" && c.Mesh == "" {
 		return errors.New("node: mesh is empty; give the mesh ID `meridian authority init` printed")

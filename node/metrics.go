@@ -28,6 +28,7 @@ type metrics struct {
 	bridgeWritten  prometheus.Counter
 	bridgeCaptured prometheus.Counter
 	bridgeLag      prometheus.GaugeFunc
+	divergent      *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -53,6 +54,7 @@ func newMetrics(n *Node) *metrics {
 	m.sendDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_send_drops_total", Help: "Messages not sent: peer gone or its queue full."})
 	m.bridgeWritten = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_bridge_documents_written_total", Help: "Documents the bridge wrote into (or deleted from) the site's database."})
 	m.bridgeCaptured = prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_bridge_documents_captured_total", Help: "Local changes in the site's database turned into edits."})
+	m.divergent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meridian_verify_divergent_documents", Help: "Documents the latest verify found held differently by a peer that delivered the same writes, by doctype."}, []string{"doctype"})
 	m.bridgeLag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_bridge_lag_seconds", Help: "How long the oldest change not yet in the site's database has waited."},
 		func() float64 {
 			if n.bridge == nil {
@@ -61,7 +63,7 @@ func newMetrics(n *Node) *metrics {
 			return n.bridge.lag().Seconds()
 		})
 	for _, c := range []prometheus.Collector{m.peers, m.msgsIn, m.msgsOut, m.bytesIn, m.bytesOut, m.editsIn, m.syncRounds, m.lag,
-		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops, m.bridgeWritten, m.bridgeCaptured, m.bridgeLag,
+		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops, m.bridgeWritten, m.bridgeCaptured, m.bridgeLag, m.divergent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

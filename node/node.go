@@ -54,6 +54,9 @@ type Node struct {
 	refused    map[crdt.SiteID]bool // loop only: peers cut off as not admitted
 	lastHeard  map[crdt.SiteID]int64
 	failures   map[string]int64
+
+	verifyMu   sync.Mutex
+	lastVerify map[string]VerifyResult // doctype → the latest comparison
 	paused     atomic.Bool
 	api        *http.Server
 	apiLn      net.Listener
@@ -158,6 +161,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	if err := n.host.HandleRequests(VerifyProtocol, n.serveVerify); err != nil {
+		n.host.Close()
+		n.store.Close()
+		return nil, err
+	}
 	if n.auth != nil {
 		if err := n.host.HandleRequests(HandshakeProtocol, n.serveHandshake); err != nil {
 			n.host.Close()
@@ -192,6 +200,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	go n.persister()
 	go n.loop()
 	go n.compactor()
+	go n.verifier()
 	if n.bridge != nil {
 		go n.bridge.run()
 	}

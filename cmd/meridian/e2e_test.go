@@ -170,3 +170,39 @@ func TestNodeStopsCleanlyOnSIGTERM(t *testing.T) {
 		t.Fatalf("after restart: %s", out)
 	}
 }
+
+// verify proves two settled sites hold the same masters, and names the
+// document a fault changed behind one site's store.
+func TestVerifyNamesADocumentDamagedBehindTheStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	sites := mesh(t, 2)
+	a, b := sites[0], sites[1]
+	for i := range 30 {
+		a.must("doc", "put", "Item", fmt.Sprintf("ITEM-%02d", i), "--json", fmt.Sprintf(`{"item_name": "item %d", "stock_uom": "Nos"}`, i))
+	}
+	converged(t, 30*time.Second, "Item", a, b)
+	if out := b.must("verify", "--peer", a.id()); !strings.Contains(out, "identical") {
+		t.Fatalf("verify of converged sites:\n%s", out)
+	}
+	b.stop()
+	b.must("debug", "tamper", "Item", "ITEM-17", "--field", "item_name", "--value", "bit rot")
+	b.start()
+	b.must("peers", "add", a.addr())
+	waitFor(t, 30*time.Second, "B to reconnect", func() bool { return len(b.status().Peers) > 0 && b.status().Peers[0].Connected })
+	out, err := b.run("verify", "--peer", a.id())
+	if err == nil || !strings.Contains(out, "ITEM-17") || !strings.Contains(out, "DIVERGENT") {
+		t.Fatalf("verify did not name the damaged document: %v\n%s", err, out)
+	}
+	if strings.Count(out, "ITEM-") != 1 {
+		t.Fatalf("verify named more than the damaged document:\n%s", out)
+	}
+	// The other side sees it too, and so do the status and the metric.
+	if out, err := a.run("verify", "--peer", b.id(), "Item"); err == nil || !strings.Contains(out, "ITEM-17") {
+		t.Fatalf("A's verify: %v\n%s", err, out)
+	}
+	if v := a.metric(`meridian_verify_divergent_documents{doctype="Item"}`); v != 1 {
+		t.Fatalf("divergent-documents metric %v", v)
+	}
+}
