@@ -63,6 +63,7 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("GET /api/meridian/versions/{doctype}", auth(n.handleVersions))
 	mux.HandleFunc("GET /api/meridian/consumers", auth(n.handleConsumers))
 	mux.HandleFunc("POST /api/verify", auth(n.handleVerify))
+	mux.HandleFunc("POST /api/conflicts/resolve", auth(n.handleResolve))
 	mux.HandleFunc("GET /api/bridge/status", auth(n.handleBridgeStatus))
 	mux.HandleFunc("GET /api/bridge/synclog", auth(n.handleSyncLog))
 	mux.HandleFunc("POST /api/bridge/resync", auth(n.handleResync))
@@ -513,4 +514,71 @@ func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
 		out = append(out, rs...)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleResolve writes a value that dominates every concurrent write of a
+// field: the conflict is gone on every site once the write reaches it.
+func (n *Node) handleResolve(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Doctype string          `json:"doctype"`
+		Name    string          `json:"name"`
+		Field   string          `json:"field"`
+		Table   string          `json:"table"`
+		Row     string          `json:"row"`
+		Value   json.RawMessage `json:"value"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil || req.Doctype == "" || req.Name == "" || req.Field == "" || len(req.Value) == 0 {
+		writeErr(w, http.StatusBadRequest, errors.New(`body must be {"doctype", "name", "field", "value"} (and "table", "row" for a child-table field)`))
+		return
+	}
+	var x any
+	vd := json.NewDecoder(bytes.NewReader(req.Value))
+	vd.UseNumber()
+	if err := vd.Decode(&x); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("value: %v", err))
+		return
+	}
+	val, err := crdt.ValueFromJSON(x)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("value: %v", err))
+		return
+	}
+	status := http.StatusOK
+	err = n.propose(r.Context(), func(rp *replica.Replica) ([]replica.Edit, error) {
+		d, err := rp.Doc(req.Doctype, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		key := req.Field
+		if req.Table != "" {
+			key = crdt.RowKey(req.Table, req.Row, req.Field)
+		}
+		if !d.Exists() {
+			status = http.StatusNotFound
+			return nil, fmt.Errorf("%s %s not found", req.Doctype, req.Name)
+		}
+		if len(d.Register(key)) < 2 {
+			status = http.StatusConflict
+			return nil, fmt.Errorf("%s %s has no conflict on %s (see `meridian conflicts`)", req.Doctype, req.Name, key)
+		}
+		dot, err := rp.Propose(replica.Proposal{Doctype: req.Doctype, Name: req.Name,
+			Ops: []crdt.Op{{Kind: crdt.OpSet, Table: req.Table, Row: req.Row, Field: req.Field, Value: val}}})
+		if err != nil {
+			return nil, err
+		}
+		return []replica.Edit{{Doctype: req.Doctype, Dot: dot}}, nil
+	})
+	if err != nil {
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+		if denied(err) {
+			status = http.StatusForbidden
+		}
+		writeErr(w, status, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "resolved; the value dominates every concurrent write and reaches every site"})
 }

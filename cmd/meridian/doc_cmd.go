@@ -168,7 +168,7 @@ func isTerminal() bool {
 }
 
 func newConflictsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "conflicts [DOCTYPE]",
 		Short: "List fields where concurrent writes were resolved (value shown, other values, sites, times)",
 		Args:  cobra.MaximumNArgs(1),
@@ -212,6 +212,38 @@ func newConflictsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	var value, table, row string
+	resolve := &cobra.Command{
+		Use:   "resolve DOCTYPE NAME FIELD --value V [--table T --row R]",
+		Short: "Write a value that dominates every concurrent write of the field: the conflict is gone everywhere",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("value") {
+				return errors.New("--value is required (JSON: \"text\", 12.5, true — or plain text)")
+			}
+			raw := json.RawMessage(value)
+			if !json.Valid(raw) {
+				b, _ := json.Marshal(value) // plain text
+				raw = b
+			}
+			c, err := newClient(g.data)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"doctype": args[0], "name": args[1], "field": args[2], "table": table, "row": row, "value": raw}
+			var out map[string]string
+			if err := c.call(cmd.Context(), "POST", "/api/conflicts/resolve", body, &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), out["message"])
+			return nil
+		},
+	}
+	resolve.Flags().StringVar(&value, "value", "", "the value (JSON, or plain text)")
+	resolve.Flags().StringVar(&table, "table", "", "child table fieldname, for a row's field")
+	resolve.Flags().StringVar(&row, "row", "", "row name, for a row's field")
+	cmd.AddCommand(resolve)
+	return cmd
 }
 
 func shortSite(s string) string {

@@ -206,3 +206,42 @@ func TestVerifyNamesADocumentDamagedBehindTheStore(t *testing.T) {
 		t.Fatalf("divergent-documents metric %v", v)
 	}
 }
+
+// Two sites edit the same field while partitioned: after the heal both show
+// the same winner and list the conflict; resolving it clears it everywhere.
+func TestConflictResolvedOnOneSiteClearsEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	sites := mesh(t, 2)
+	a, b := sites[0], sites[1]
+	a.must("doc", "put", "Item", "HAMMER", "--json", `{"item_name": "Hammer"}`)
+	converged(t, 30*time.Second, "Item", a, b)
+	b.must("network", "pause")
+	a.must("doc", "put", "Item", "HAMMER", "--json", `{"item_name": "Claw hammer"}`)
+	b.must("doc", "put", "Item", "HAMMER", "--json", `{"item_name": "Sledge hammer"}`)
+	b.must("network", "resume")
+	converged(t, 30*time.Second, "Item", a, b)
+	for _, s := range []*site{a, b} {
+		out := s.must("conflicts", "Item")
+		if !strings.Contains(out, "Claw hammer") || !strings.Contains(out, "Sledge hammer") {
+			t.Fatalf("%s does not list the conflict:\n%s", s.name, out)
+		}
+	}
+	if a.field("Item", "HAMMER", "item_name") != b.field("Item", "HAMMER", "item_name") {
+		t.Fatal("the sites show different winners")
+	}
+	if out, err := a.run("conflicts", "resolve", "Item", "HAMMER", "item_group", "--value", "Tools"); err == nil || !strings.Contains(out, "no conflict") {
+		t.Fatalf("resolving a field without a conflict: %v\n%s", err, out)
+	}
+	a.must("conflicts", "resolve", "Item", "HAMMER", "item_name", "--value", "Hammer (claw)")
+	converged(t, 30*time.Second, "Item", a, b)
+	for _, s := range []*site{a, b} {
+		if out := s.must("conflicts", "Item"); !strings.Contains(out, "no conflicts") {
+			t.Fatalf("%s still lists a conflict:\n%s", s.name, out)
+		}
+		if v := s.field("Item", "HAMMER", "item_name"); v != "Hammer (claw)" {
+			t.Fatalf("%s shows %q", s.name, v)
+		}
+	}
+}
