@@ -185,7 +185,7 @@ func (r *Replica) retryWaiting() {
 		progress = false
 		for i := 0; i < len(r.waiting); i++ {
 			w := r.waiting[i]
-			if w.held {
+			if w.held || w.auth { // clock skew: releaseHeld; authorization: Recheck
 				continue
 			}
 			b := w.batch
@@ -203,6 +203,11 @@ func (r *Replica) retryWaiting() {
 				r.applyServe(w)
 			} else {
 				h, err := r.verify(w.from, b)
+				if errors.Is(err, ErrWait) {
+					w.auth = true
+					r.waiting = append(r.waiting, w) // kept until Recheck
+					continue
+				}
 				if err != nil {
 					continue
 				}
