@@ -63,6 +63,8 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("GET /api/meridian/versions/{doctype}", auth(n.handleVersions))
 	mux.HandleFunc("GET /api/meridian/consumers", auth(n.handleConsumers))
 	mux.HandleFunc("POST /api/verify", auth(n.handleVerify))
+	mux.HandleFunc("POST /api/bundle/export", auth(n.handleBundleExport))
+	mux.HandleFunc("POST /api/bundle/import", auth(n.handleBundleImport))
 	mux.HandleFunc("POST /api/conflicts/resolve", auth(n.handleResolve))
 	mux.HandleFunc("GET /api/bridge/status", auth(n.handleBridgeStatus))
 	mux.HandleFunc("GET /api/bridge/synclog", auth(n.handleSyncLog))

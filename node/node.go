@@ -45,7 +45,9 @@ type Node struct {
 	quit    chan struct{}
 	stopped chan struct{}
 
-	waiters map[replica.Edit][]chan error // loop only
+	waiters    map[replica.Edit][]chan error // loop only
+	persisting bool                          // loop only: a Ready is being persisted
+	flushed    []chan struct{}               // loop only: waiting for everything to be durable
 
 	auth       *authority  // nil without an authority in the config
 	bridge     *siteBridge // nil without a site database
@@ -55,6 +57,7 @@ type Node struct {
 	lastHeard  map[crdt.SiteID]int64
 	failures   map[string]int64
 
+	acks       *bundleAcks
 	verifyMu   sync.Mutex
 	lastVerify map[string]VerifyResult // doctype → the latest comparison
 	paused     atomic.Bool
@@ -101,7 +104,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		inbox: make(chan inbound, 8192), peerEv: make(chan transport.PeerEvent, 1024),
 		calls: make(chan func(), 256), persist: make(chan *replica.Ready, 1), done: make(chan persistResult, 1),
 		quit: make(chan struct{}), stopped: make(chan struct{}), waiters: map[replica.Edit][]chan error{},
-		fatal: make(chan error, 1), key: raw,
+		fatal: make(chan error, 1), key: raw, acks: newBundleAcks(cfg.DataDir),
 		handshaken: map[crdt.SiteID]bool{}, refused: map[crdt.SiteID]bool{}, lastHeard: map[crdt.SiteID]int64{}, failures: map[string]int64{},
 	}
 	if n.auth, err = newAuthority(cfg, n.site); err != nil {
@@ -304,13 +307,13 @@ func (n *Node) loop() {
 	defer close(n.stopped)
 	tick := time.NewTicker(time.Duration(n.cfg.Tick))
 	defer tick.Stop()
-	persisting := false
+	n.persisting = false
 	lastSize := time.Time{}
 	lastReport := time.Now().Add(-time.Duration(n.cfg.ReportInterval) + 2*time.Second) // first report soon after start
 	for {
 		select {
 		case <-n.quit:
-			if persisting {
+			if n.persisting {
 				res := <-n.done
 				n.advance(res)
 			}
@@ -324,7 +327,7 @@ func (n *Node) loop() {
 			f()
 		case res := <-n.done:
 			n.advance(res)
-			persisting = false
+			n.persisting = false
 		case <-tick.C:
 			n.r.Tick(time.Now().UnixMilli())
 			n.met.waiting.Set(float64(n.r.Waiting()))
@@ -350,15 +353,16 @@ func (n *Node) loop() {
 				break drain
 			}
 		}
-		if !persisting && n.r.HasReady() {
+		if !n.persisting && n.r.HasReady() {
 			rd, err := n.r.Ready()
 			if err != nil {
 				n.fail(fmt.Errorf("node: replica: %w", err))
 				return
 			}
-			persisting = true
+			n.persisting = true
 			n.persist <- &rd
 		}
+		n.releaseFlushed()
 	}
 }
 
@@ -592,4 +596,32 @@ func (n *Node) Resume(ctx context.Context) {
 		}
 	}
 	n.log.Info("network resumed")
+}
+
+// releaseFlushed wakes the callers of durable once nothing is pending.
+func (n *Node) releaseFlushed() {
+	if len(n.flushed) == 0 || n.persisting || n.r.HasReady() {
+		return
+	}
+	for _, ch := range n.flushed {
+		close(ch)
+	}
+	n.flushed = nil
+}
+
+// durable returns once everything the replica holds now is persisted.
+func (n *Node) durable(ctx context.Context) error {
+	ch := make(chan struct{})
+	if err := n.do(ctx, func(*replica.Replica) error {
+		n.flushed = append(n.flushed, ch)
+		return nil
+	}); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

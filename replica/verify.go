@@ -94,3 +94,29 @@ func Tamper(s DurableStore, dt, name, field string, v crdt.Value) error {
 	base := append(append([]byte(nil), digest[:]...), enc...)
 	return s.Apply(append(writes, Write{Key: docKey(dt, name), Value: base}))
 }
+
+// ServeRanges returns the serve messages that would answer a pull of the
+// given ranges from `to` (limited to what this replica holds durably, with
+// to's row filters applied): the content of an offline bundle.
+func (r *Replica) ServeRanges(to crdt.SiteID, dt string, ranges []crdt.Range) ([]Message, error) {
+	ours := r.durableVV[dt]
+	if ours == nil {
+		return nil, nil
+	}
+	var rs []crdt.Range
+	for _, rg := range ranges {
+		s := ours[rg.Site]
+		if s == nil {
+			continue
+		}
+		for _, iv := range s.Intersect(crdt.Interval{Lo: rg.Lo, Hi: rg.Hi}) {
+			rs = append(rs, crdt.Range{Site: rg.Site, Lo: iv.Lo, Hi: iv.Hi})
+		}
+	}
+	saved := r.outbox
+	r.outbox = nil
+	err := r.serveRanges(to, dt, rs)
+	out := r.outbox
+	r.outbox = saved
+	return out, err
+}

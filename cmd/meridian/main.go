@@ -46,7 +46,7 @@ client commands reach the node running on that data directory.`,
 		newInitCmd(g), newNodeCmd(g), newIDCmd(g), newPeersCmd(g), newStatusCmd(g),
 		newDocCmd(g), newConflictsCmd(g), newNetworkCmd(g), newSimulateCmd(),
 		newAuthorityCmd(g), newRecordsCmd(g), newSubscribeCmd(g), newVersionsCmd(g), newConsumersCmd(g),
-		newBridgeCmd(g), newSyncLogCmd(g), newResyncCmd(g), newVerifyCmd(g), newDebugCmd(g),
+		newBridgeCmd(g), newSyncLogCmd(g), newResyncCmd(g), newVerifyCmd(g), newDebugCmd(g), newBundleCmd(g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
