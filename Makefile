@@ -4,7 +4,7 @@ PKGS    ?= ./...
 FUZZTIME ?= 4s
 BENCHTIME ?= 1x
 
-.PHONY: all build test test-unit fuzz-smoke bench bench-mesh bench-sim bench-bridge lint demo clean
+.PHONY: all build test test-unit fuzz-smoke bench bench-mesh bench-sim bench-bridge bench-bundle lint demo clean
 
 all: build
 
@@ -45,6 +45,10 @@ bench-mesh:
 bench-bridge:
 	$(GO) test -run '^$$' -bench BenchmarkApplyItems -benchtime 3x -timeout 20m ./bridge
 	$(GO) test -run '^$$' -bench BenchmarkCaptureLatency -benchtime 1x -timeout 20m ./cmd/meridian
+
+# Offline bundles: 100,000 Items exported from one site, imported into a fresh one.
+bench-bundle:
+	$(GO) test -run '^$$' -bench BenchmarkBundle100kItems -benchtime 1x -timeout 30m -v ./cmd/meridian
 
 # The simulator's scale benchmark (long: minutes). SIM_NODES=100 make bench-sim for a quick look.
 bench-sim:

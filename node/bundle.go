@@ -295,25 +295,29 @@ func (n *Node) ImportBundle(ctx context.Context, h *BundleHeader, msgs []*replic
 	if h.From == string(n.site) {
 		return st, errors.New("this bundle was made by this site")
 	}
-	for i := 0; i < len(msgs); i += 16 {
-		part := msgs[i:min(i+16, len(msgs))]
+	for i, m := range msgs {
+		backlog := 0
 		if err := n.do(ctx, func(r *replica.Replica) error {
-			for _, m := range part {
-				m.From = crdt.SiteID(h.From)
-				if err := r.Step(*m); err != nil {
-					st.Refused++
-					n.log.Warn("bundle: a message was refused", "from", shortID(h.From), "doctype", m.Doctype, "err", err)
-				}
-				for _, b := range m.Batches {
-					st.Documents += len(b.Docs)
-				}
+			m.From = crdt.SiteID(h.From)
+			if err := r.Step(*m); err != nil {
+				st.Refused++
+				n.log.Warn("bundle: a message was refused", "from", shortID(h.From), "doctype", m.Doctype, "err", err)
 			}
+			for _, b := range m.Batches {
+				st.Documents += len(b.Docs)
+			}
+			backlog = r.Backlog()
 			return nil
 		}); err != nil {
 			return st, err
 		}
-		if progress != nil {
-			progress(min(i+16, len(msgs)), len(msgs))
+		if backlog > maxBacklog { // one Ready must fit in one store transaction
+			if err := n.drained(ctx); err != nil {
+				return st, err
+			}
+		}
+		if progress != nil && (i%16 == 15 || i == len(msgs)-1) {
+			progress(i+1, len(msgs))
 		}
 	}
 	if err := n.durable(ctx); err != nil {

@@ -48,6 +48,7 @@ type Node struct {
 	waiters    map[replica.Edit][]chan error // loop only
 	persisting bool                          // loop only: a Ready is being persisted
 	flushed    []chan struct{}               // loop only: waiting for everything to be durable
+	cut        []chan struct{}               // loop only: waiting for the backlog to go into a Ready
 
 	auth       *authority  // nil without an authority in the config
 	bridge     *siteBridge // nil without a site database
@@ -311,6 +312,12 @@ func (n *Node) loop() {
 	lastSize := time.Time{}
 	lastReport := time.Now().Add(-time.Duration(n.cfg.ReportInterval) + 2*time.Second) // first report soon after start
 	for {
+		// While many documents wait for the next Ready, take no more
+		// messages: one Ready must fit in one Badger transaction.
+		inbox := n.inbox
+		if n.r.Backlog() > maxBacklog {
+			inbox = nil
+		}
 		select {
 		case <-n.quit:
 			if n.persisting {
@@ -318,7 +325,7 @@ func (n *Node) loop() {
 				n.advance(res)
 			}
 			return
-		case in := <-n.inbox:
+		case in := <-inbox:
 			n.step(in)
 		case ev := <-n.peerEv:
 			n.peerEvent(ev)
@@ -341,7 +348,7 @@ func (n *Node) loop() {
 			}
 		}
 	drain: // take what else is queued, so one Ready covers it all
-		for i := 0; i < 1024; i++ {
+		for i := 0; i < 1024 && n.r.Backlog() <= maxBacklog; i++ {
 			select {
 			case in := <-n.inbox:
 				n.step(in)
@@ -363,6 +370,31 @@ func (n *Node) loop() {
 			n.persist <- &rd
 		}
 		n.releaseFlushed()
+		if len(n.cut) > 0 && n.r.Backlog() == 0 {
+			for _, ch := range n.cut {
+				close(ch)
+			}
+			n.cut = nil
+		}
+	}
+}
+
+// drained returns once the changes made so far are in a Ready (being
+// persisted, maybe not yet durable): a bulk writer paces itself on it and
+// keeps persisting and its own work overlapping.
+func (n *Node) drained(ctx context.Context) error {
+	ch := make(chan struct{})
+	if err := n.do(ctx, func(*replica.Replica) error {
+		n.cut = append(n.cut, ch)
+		return nil
+	}); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -597,6 +629,10 @@ func (n *Node) Resume(ctx context.Context) {
 	}
 	n.log.Info("network resumed")
 }
+
+// maxBacklog bounds the documents one Ready may change (plus one message's
+// worth): about what a Badger transaction holds with the default options.
+const maxBacklog = 1500
 
 // releaseFlushed wakes the callers of durable once nothing is pending.
 func (n *Node) releaseFlushed() {

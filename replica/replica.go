@@ -989,3 +989,8 @@ func (r *Replica) DurableVersionVector(dt string) crdt.VersionVector {
 	}
 	return vv.Clone()
 }
+
+// Backlog is how many documents changed since the last Ready: a driver
+// stops taking in messages while it is large, so that no Ready outgrows
+// what one store transaction can hold.
+func (r *Replica) Backlog() int { return len(r.dirty) }
