@@ -63,6 +63,7 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("GET /api/meridian/versions/{doctype}", auth(n.handleVersions))
 	mux.HandleFunc("GET /api/meridian/consumers", auth(n.handleConsumers))
 	mux.HandleFunc("POST /api/verify", auth(n.handleVerify))
+	mux.HandleFunc("GET /api/history/{doctype}/{name}", auth(n.handleHistory))
 	mux.HandleFunc("POST /api/bundle/export", auth(n.handleBundleExport))
 	mux.HandleFunc("POST /api/bundle/import", auth(n.handleBundleImport))
 	mux.HandleFunc("POST /api/conflicts/resolve", auth(n.handleResolve))
@@ -583,4 +584,57 @@ func (n *Node) handleResolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"message": "resolved; the value dominates every concurrent write and reaches every site"})
+}
+
+// HistoryJSON is one write of a document's history.
+type HistoryJSON struct {
+	Time  string `json:"time"`
+	Site  string `json:"site"`
+	Seq   uint64 `json:"seq"`
+	Table string `json:"table,omitempty"`
+	Row   string `json:"row,omitempty"`
+	Field string `json:"field"` // "(created)"/"(deleted)", "(docstatus)", "(row added)"/"(row removed)" for the reserved registers
+	Value any    `json:"value"`
+}
+
+func (n *Node) handleHistory(w http.ResponseWriter, r *http.Request) {
+	dt, name := r.PathValue("doctype"), r.PathValue("name")
+	var hs []replica.HistoryEntry
+	err := n.do(r.Context(), func(rp *replica.Replica) error {
+		var err error
+		hs, err = rp.History(dt, name)
+		return err
+	})
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := []HistoryJSON{}
+	for _, h := range hs {
+		j := HistoryJSON{Time: time.UnixMilli(crdt.HLC(h.HLC).Physical()).UTC().Format(time.RFC3339Nano), Site: h.Site, Seq: h.Seq, Value: jsonValue(h.Value())}
+		switch {
+		case h.Key == crdt.LifeKey:
+			j.Field, j.Value = "(created)", nil
+			if h.Value().Int%2 == 0 {
+				j.Field = "(deleted)"
+			}
+		case h.Key == crdt.StatusKey:
+			j.Field = "(docstatus)"
+		default:
+			table, row, field, _ := crdt.SplitKey(h.Key)
+			j.Table, j.Row, j.Field = table, row, field
+			if table != "" && field == "" {
+				j.Field, j.Value = "(row added)", nil
+				if h.Value().Kind == crdt.KindRemoved {
+					j.Field = "(row removed)"
+				}
+			}
+		}
+		out = append(out, j)
+	}
+	if len(out) == 0 {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("%s %s has no history here", dt, name))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -55,7 +55,7 @@ type bundleFile struct {
 	Sig  []byte
 }
 
-var bundleDec, _ = cbor.DecOptions{MaxArrayElements: 1 << 24, MaxMapPairs: 1 << 16, MaxNestedLevels: 8}.DecMode()
+var bundleDec = mustDecMode(cbor.DecOptions{MaxArrayElements: 1 << 24, MaxMapPairs: 1 << 16, MaxNestedLevels: 8})
 var bundleEnc, _ = cbor.CoreDetEncOptions().EncMode()
 
 func vvRanges(vv crdt.VersionVector) []crdt.Range {

@@ -127,6 +127,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Rand:           rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
 		MaxClockSkewMs: time.Duration(cfg.MaxClockSkew).Milliseconds(),
 		SyncIntervalMs: time.Duration(cfg.SyncInterval).Milliseconds(),
+		History:        historyPerDocument,
 	}
 	if a := n.auth; a != nil {
 		rcfg.CanRead, rcfg.Accept, rcfg.VersionOf, rcfg.Filter = a.canRead, a.accept, a.versionOf, a.filter
@@ -629,6 +630,10 @@ func (n *Node) Resume(ctx context.Context) {
 	}
 	n.log.Info("network resumed")
 }
+
+// historyPerDocument is how many past writes of each document the node
+// keeps for `meridian doc history`.
+const historyPerDocument = 256
 
 // maxBacklog bounds the documents one Ready may change (plus one message's
 // worth): about what a Badger transaction holds with the default options.

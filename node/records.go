@@ -34,7 +34,15 @@ type handshake struct {
 	Records [][]byte
 }
 
-var handshakeDec, _ = cbor.DecOptions{MaxArrayElements: maxHandshakeRecords + 8, MaxNestedLevels: 4, DupMapKey: cbor.DupMapKeyEnforcedAPF}.DecMode()
+var handshakeDec = mustDecMode(cbor.DecOptions{MaxArrayElements: maxHandshakeRecords + 8, MaxNestedLevels: 4, DupMapKey: cbor.DupMapKeyEnforcedAPF})
+
+func mustDecMode(o cbor.DecOptions) cbor.DecMode {
+	dm, err := o.DecMode()
+	if err != nil {
+		panic("node: CBOR decoder options: " + err.Error())
+	}
+	return dm
+}
 var handshakeEnc, _ = cbor.CoreDetEncOptions().EncMode()
 
 // DecodeHandshake parses a handshake frame.

@@ -40,7 +40,7 @@ type verifyResp struct {
 	Digests [][]byte
 }
 
-var verifyDec, _ = cbor.DecOptions{MaxArrayElements: 1 << 20, MaxNestedLevels: 4}.DecMode()
+var verifyDec = mustDecMode(cbor.DecOptions{MaxArrayElements: 1 << 20, MaxNestedLevels: 4})
 var verifyEnc, _ = cbor.CoreDetEncOptions().EncMode()
 
 // DivergentDoc is a document two sites hold differently.

@@ -146,7 +146,11 @@ func (r *Replica) applyWrites(b *crdt.Batch, h *crdt.Header, whole bool) {
 			r.err = err
 			return
 		}
-		if e.doc.Merge(d.Select(fresh)) {
+		sel := d.Select(func(x crdt.Dot) bool { return fresh(x) && (r.cfg.History <= 0 || !e.doc.HasDot(x)) })
+		if r.cfg.History > 0 {
+			r.noteHistory(e, sel)
+		}
+		if e.doc.Merge(sel) {
 			r.markDirty(e)
 			r.changes[e.id] = true
 		}

@@ -200,3 +200,45 @@ func TestFilterSendsMatchingDocumentsWhole(t *testing.T) {
 		t.Fatal("a divergence was reported between a filtered pair")
 	}
 }
+
+// History lists which site wrote which field to what, in order, keeps at
+// most Config.History entries per document, and survives a restart.
+func TestHistoryRecordsWritesBounded(t *testing.T) {
+	n := newTestNet(t)
+	n.cfg = func(c *Config) { c.History = 8 }
+	n.add("A")
+	n.add("B")
+	n.connect("A", "B")
+	n.put("A", "Item", "I1", "item_name=first")
+	n.stabilize()
+	n.put("B", "Item", "I1", "item_name=second", "stock_uom=Nos")
+	n.stabilize()
+	for _, id := range []crdt.SiteID{"A", "B"} {
+		h, err := n.nodes[id].r.History("Item", "I1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range h {
+			if e.Key == "item_name" || e.Key == "stock_uom" {
+				got = append(got, fmt.Sprintf("%s:%s=%s", e.Site, e.Key, e.Value().Str))
+			}
+		}
+		if strings.Join(got, " ") != "A:item_name=first B:item_name=second B:stock_uom=Nos" {
+			t.Fatalf("%s history: %v", id, got)
+		}
+	}
+	for i := range 20 {
+		n.put("A", "Item", "I1", fmt.Sprintf("item_name=v%d", i))
+		n.stabilize()
+	}
+	n.crash("A")
+	n.restart("A")
+	h, err := n.nodes["A"].r.History("Item", "I1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 8 || h[7].Value() != crdt.Str("v19") || h[0].Value() != crdt.Str("v12") {
+		t.Fatalf("after 20 more writes and a restart: %d entries, last %v, first %v", len(h), h[len(h)-1].Value(), h[0].Value())
+	}
+}

@@ -386,6 +386,7 @@ func (r *Replica) Propose(p Proposal) (crdt.Dot, error) {
 	if err != nil {
 		return crdt.Dot{}, err
 	}
+	r.noteHistory(e, delta)
 	for i := range delta.Regs {
 		for _, s := range delta.Regs[i].Sibs {
 			deps = append(deps, s.Ctx...)

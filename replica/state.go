@@ -25,6 +25,10 @@ type docEntry struct {
 	dirty  bool                   // changed since the last Ready
 	pinned bool                   // flushed by a Ready not yet advanced: the store may lag
 	elem   *list.Element
+
+	hist       []HistoryEntry // writes received since the last Ready (Config.History > 0)
+	histN      uint64         // history entries stored so far
+	histLoaded bool           // histN read from the store
 }
 
 // docCache keeps recently used documents decoded; dirty ones stay until
@@ -201,6 +205,9 @@ func (r *Replica) flush() ([]Write, error) {
 	})
 	for _, id := range ids {
 		e := r.dirty[id]
+		if err := r.flushHistory(e, put); err != nil {
+			return nil, err
+		}
 		// The journal says which registers changed: rehash just those
 		// (the digest is the XOR of register terms), and their edits are
 		// the candidates for the dot index.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -124,7 +125,42 @@ child table given replaces the table. Returns once the change is durable.`,
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many")
-	cmd.AddCommand(put, get, del, list)
+	history := &cobra.Command{
+		Use:   "history DOCTYPE NAME",
+		Short: "Which site changed which field to what, and when (the last 256 writes of the document)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(g.data)
+			if err != nil {
+				return err
+			}
+			var hs []node.HistoryJSON
+			if err := c.call(cmd.Context(), "GET", "/api/history/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1]), nil, &hs); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd, hs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tSITE\tFIELD\tVALUE")
+			for _, h := range hs {
+				field := h.Field
+				if h.Table != "" {
+					field = h.Table + "[" + h.Row + "]." + h.Field
+					if strings.HasPrefix(h.Field, "(") {
+						field = h.Table + "[" + h.Row + "] " + h.Field
+					}
+				}
+				v := ""
+				if h.Value != nil {
+					v = fmt.Sprint(h.Value)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Time, shortSite(h.Site), field, v)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(put, get, del, list, history)
 	return cmd
 }
 

@@ -245,3 +245,24 @@ func TestConflictResolvedOnOneSiteClearsEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// doc history shows which site changed which field to what, and when.
+func TestDocHistoryShowsWhoChangedWhat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	sites := mesh(t, 2)
+	a, b := sites[0], sites[1]
+	a.must("doc", "put", "Item", "DRILL", "--json", `{"item_name": "Drill", "barcodes": [{"name": "bc1", "barcode": "123"}]}`)
+	converged(t, 30*time.Second, "Item", a, b)
+	b.must("doc", "put", "Item", "DRILL", "--json", `{"item_name": "Cordless drill"}`)
+	converged(t, 30*time.Second, "Item", a, b)
+	for _, s := range []*site{a, b} {
+		out := s.must("doc", "history", "Item", "DRILL")
+		iA, iB := strings.Index(out, "Drill"), strings.Index(out, "Cordless drill")
+		if iA < 0 || iB < iA || !strings.Contains(out, shortSite(a.id())) || !strings.Contains(out, shortSite(b.id())) ||
+			!strings.Contains(out, "(created)") || !strings.Contains(out, "barcodes[bc1].barcode") {
+			t.Fatalf("%s's history of DRILL:\n%s", s.name, out)
+		}
+	}
+}
