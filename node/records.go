@@ -43,6 +43,7 @@ func mustDecMode(o cbor.DecOptions) cbor.DecMode {
 	}
 	return dm
 }
+
 var handshakeEnc, _ = cbor.CoreDetEncOptions().EncMode()
 
 // DecodeHandshake parses a handshake frame.
