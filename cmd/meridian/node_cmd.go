@@ -268,10 +268,30 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if st.Paused {
 				fmt.Fprintln(w, "network  PAUSED")
 			}
+			if a := st.Authority; a != nil {
+				admitted := "not admitted yet"
+				if a.Admitted {
+					admitted = "admitted"
+				}
+				fmt.Fprintf(w, "mesh     %s (authority %s), %s, %d grants, %d records\n", a.Mesh, shortSite(a.Key), admitted, len(a.Grants), a.Records)
+			}
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DOCTYPE\tDOCUMENTS\tDIGEST\tVERSION VECTOR")
+			fmt.Fprintln(tw, "DOCTYPE\tDOCUMENTS\tDIGEST\tVERSION VECTOR\tVERIFIED")
+			verified := map[string]string{}
+			for _, v := range st.Verify {
+				switch {
+				case v.Error != "":
+					verified[v.Doctype] = "error " + v.At
+				case v.Equal:
+					verified[v.Doctype] = "identical with " + shortSite(v.Peer) + " " + v.At
+				case v.Settled:
+					verified[v.Doctype] = fmt.Sprintf("%d DIVERGENT with %s %s", len(v.Divergent), shortSite(v.Peer), v.At)
+				default:
+					verified[v.Doctype] = "in flight " + v.At
+				}
+			}
 			for _, d := range st.Doctypes {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", d.Doctype, d.Documents, d.Digest, d.VV)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", d.Doctype, d.Documents, d.Digest, d.VV, verified[d.Doctype])
 			}
 			return tw.Flush()
 		},
