@@ -162,7 +162,14 @@ func exportBundle(cmd *cobra.Command, c *client, body map[string]any, out string
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, resp.Body)
+	var dst io.Writer = f
+	if isTerminal() {
+		dst = &progressWriter{w: f, out: cmd.ErrOrStderr()}
+	}
+	n, err := io.Copy(dst, resp.Body)
+	if isTerminal() {
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -175,4 +182,22 @@ func exportBundle(cmd *cobra.Command, c *client, body map[string]any, out string
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d bytes, %s document batches\n", out, n, resp.Header.Get("X-Meridian-Documents"))
 	return nil
+}
+
+// progressWriter shows how much of a bundle has been written.
+type progressWriter struct {
+	w    io.Writer
+	out  io.Writer
+	n    int64
+	last int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.n-p.last >= 1<<20 {
+		p.last = p.n
+		fmt.Fprintf(p.out, "\rwriting the bundle: %.1f MiB", float64(p.n)/(1<<20))
+	}
+	return n, err
 }
