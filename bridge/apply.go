@@ -79,6 +79,7 @@ type Applier struct {
 	// maps are the site's names for mesh doctypes (by mesh and by site name).
 	maps, bySite map[string]*mapper
 	colCache     map[*DocType][]colField
+	pkOnly       map[string]bool // table → no unique index but the primary key
 }
 
 // NewApplier prepares writing the given doctypes (masters and the child
@@ -931,6 +932,7 @@ func (a *Applier) Reload(doctypes ...*DocType) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.pkOnly = nil // the tables may have gained indexes
 	for _, dt := range doctypes {
 		a.types[dt.Name], a.specs[dt.Name] = dt, specs[dt.Name]
 	}
@@ -1144,6 +1146,35 @@ func (a *Applier) writeRows(ctx context.Context, tx *Tx, dt *DocType, cols []str
 		}
 		return nil
 	}
+	// MariaDB: ON DUPLICATE KEY UPDATE fires on any unique index. It is
+	// safe when the table's only unique index is the primary key, or when
+	// the rows' values of every other unique column are, locked (FOR
+	// UPDATE: no one can insert them meanwhile), either absent or held by
+	// the same row.
+	only, err := a.primaryOnly(ctx, tx, dt.Table())
+	if err != nil {
+		return err
+	}
+	if !only {
+		if only, err = a.uniqueValuesOwn(ctx, tx, dt, cols, upd); err != nil {
+			return err
+		}
+	}
+	if only {
+		assign := make([]string, len(set))
+		for i, c := range set {
+			q := d.mustQuote(c)
+			assign[i] = q + " = VALUES(" + q + ")"
+		}
+		for i := 0; i < len(upd); i += per {
+			vals, args := values(upd[i:min(i+per, len(upd))])
+			if _, err := tx.Exec(ctx, "INSERT INTO "+d.mustQuote(dt.Table())+" ("+strings.Join(quoted, ", ")+") VALUES "+vals+
+				" ON DUPLICATE KEY UPDATE "+strings.Join(assign, ", "), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	// MariaDB: the new values go into a temporary copy of the table, then
 	// one UPDATE … JOIN on the primary key. (INSERT … ON DUPLICATE KEY
 	// UPDATE would also fire on another unique column and overwrite that
@@ -1170,8 +1201,78 @@ func (a *Applier) writeRows(ctx context.Context, tx *Tx, dt *DocType, cols []str
 		" SET "+strings.Join(assign, ", ")); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, "DROP TEMPORARY TABLE "+tmp)
+	_, err = tx.Exec(ctx, "DROP TEMPORARY TABLE "+tmp)
 	return err
+}
+
+// uniqueValuesOwn locks the rows holding the new values of every unique
+// column (other than the primary key) and reports whether each is held by
+// the row being written (or by none).
+func (a *Applier) uniqueValuesOwn(ctx context.Context, tx *Tx, dt *DocType, cols []string, rows [][]any) (bool, error) {
+	info, err := InspectTable(ctx, tx, dt.Table())
+	if err != nil {
+		return false, err
+	}
+	d := a.db.Dialect()
+	pos := map[string]int{}
+	for i, c := range cols {
+		pos[c] = i
+	}
+	for _, ix := range info.Indexes {
+		if !ix.Unique || ix.Primary {
+			continue
+		}
+		if len(ix.Columns) != 1 {
+			return false, nil // a composite unique index: take the slow, safe path
+		}
+		col := ix.Columns[0]
+		p, ok := pos[col]
+		if !ok {
+			return false, nil // the site's own unique column: not ours to reason about
+		}
+		owner := map[string]string{} // value → row writing it
+		var vals []any
+		for _, r := range rows {
+			v, ok := r[p].(string)
+			if !ok || v == "" {
+				continue
+			}
+			if other, dup := owner[v]; dup && other != r[0].(string) {
+				return false, nil // two rows of the batch want it: let the database refuse
+			}
+			owner[v] = r[0].(string)
+			vals = append(vals, v)
+		}
+		for i := 0; i < len(vals); i += 1000 {
+			part := vals[i:min(i+1000, len(vals))]
+			ph := make([]string, len(part))
+			for j := range part {
+				ph[j] = "?"
+			}
+			q := "SELECT " + d.mustQuote("name") + ", " + d.mustQuote(col) + " FROM " + d.mustQuote(dt.Table()) +
+				" WHERE " + d.mustQuote(col) + " IN (" + strings.Join(ph, ", ") + ") FOR UPDATE"
+			rs, err := tx.Query(ctx, q, part...)
+			if err != nil {
+				return false, err
+			}
+			clash := false
+			for rs.Next() {
+				var name, v string
+				if err := rs.Scan(&name, &v); err != nil {
+					rs.Close()
+					return false, err
+				}
+				if owner[v] != name {
+					clash = true
+				}
+			}
+			rs.Close()
+			if clash {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // rowColumns is the column order of rows written by the batch path: the
@@ -1209,4 +1310,28 @@ func (a *Applier) fieldSlice(dt *DocType, fields map[string]crdt.Value, out []an
 		out[i] = x
 	}
 	return nil
+}
+
+// primaryOnly reports (once per table) whether a table's only unique index
+// is its primary key, as the database reports its indexes (a site may have
+// added its own).
+func (a *Applier) primaryOnly(ctx context.Context, q Querier, table string) (bool, error) {
+	if v, ok := a.pkOnly[table]; ok {
+		return v, nil
+	}
+	info, err := InspectTable(ctx, q, table)
+	if err != nil {
+		return false, err
+	}
+	only := true
+	for _, ix := range info.Indexes {
+		if ix.Unique && !ix.Primary {
+			only = false
+		}
+	}
+	if a.pkOnly == nil {
+		a.pkOnly = map[string]bool{}
+	}
+	a.pkOnly[table] = only
+	return only, nil
 }
