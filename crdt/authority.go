@@ -1,6 +1,9 @@
 package crdt
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+)
 
 // RecordsDoctype is the reserved doctype authority records replicate in:
 // one document per record key, its "record" field holding the record.
@@ -206,3 +209,45 @@ func (s *AuthorityState) GrantRecord(site SiteID, doctype string) *Record {
 
 // AdmitRecord returns a site's admit record.
 func (s *AuthorityState) AdmitRecord(site SiteID) *Record { return s.admits[site] }
+
+// Decision is what the authority's records say about an origin's writes.
+type Decision int
+
+const (
+	// Accept: apply the writes.
+	Accept Decision = iota
+	// Wait: keep them until the records change (a grant or version not
+	// known here yet).
+	Wait
+	// Flag: apply them and report why (a deprecated version).
+	Flag
+	// Reject: refuse them (read-only, revoked, a retired version).
+	Reject
+)
+
+// Decide judges writes an origin made to a (non-records) doctype under a
+// master version (0: none), with the reason when it is not Accept.
+func (s *AuthorityState) Decide(origin SiteID, doctype string, version uint64) (Decision, string) {
+	g := s.GrantRecord(origin, doctype)
+	switch {
+	case g == nil:
+		return Wait, fmt.Sprintf("%s has no grant on %s yet", origin, doctype)
+	case !g.Write && !g.Read:
+		return Reject, fmt.Sprintf("%s's rights on %s were revoked", origin, doctype)
+	case !g.Write:
+		return Reject, fmt.Sprintf("%s may only read %s, not write it", origin, doctype)
+	}
+	if version == 0 {
+		return Accept, ""
+	}
+	v := s.Version(doctype, version)
+	switch {
+	case v == nil:
+		return Wait, fmt.Sprintf("version %d of %s is not known here yet", version, doctype)
+	case v.Status == StatusRetired:
+		return Reject, fmt.Sprintf("%s edits by %s were written under a retired version (%d); that site must move to version %d", doctype, origin, version, s.LatestActive(doctype))
+	case v.Status == StatusDeprecated:
+		return Flag, fmt.Sprintf("%s by %s written under deprecated version %d of %s", doctype, origin, version, doctype)
+	}
+	return Accept, ""
+}

@@ -104,11 +104,12 @@ func DecodeRecordText(s string) (*crdt.Record, error) {
 
 // Errors the authority's enforcement reports.
 var (
-	ErrNoGrant       = errors.New("no grant")
-	ErrRetired       = errors.New("written under a retired version")
-	ErrReadOnly      = errors.New("the origin may only read")
-	ErrNotAdmitted   = errors.New("site not admitted by the authority")
-	errRecordInvalid = errors.New("invalid record")
+	ErrNoGrant        = errors.New("no grant")
+	ErrRetired        = errors.New("written under a retired version")
+	ErrReadOnly       = errors.New("the origin may only read")
+	ErrNotAdmitted    = errors.New("site not admitted by the authority")
+	errRecordInvalid  = errors.New("invalid record")
+	errVersionUnknown = errors.New("version not known yet")
 )
 
 // authority enforces the mesh's signed records: who may connect, read and
@@ -288,26 +289,23 @@ func (a *authority) accept(origin crdt.SiteID, dt string, version uint64) error 
 		}
 		return fmt.Errorf("%w: %s is not admitted yet: %w", replica.ErrWait, origin, ErrNotAdmitted)
 	}
-	g := a.st.GrantRecord(origin, dt)
-	switch {
-	case g == nil:
-		return fmt.Errorf("%w: %s has no grant on %s yet: %w", replica.ErrWait, origin, dt, ErrNoGrant)
-	case !g.Write && !g.Read:
-		return fmt.Errorf("%s's rights on %s were revoked: %w", origin, dt, ErrNoGrant)
-	case !g.Write:
-		return fmt.Errorf("%s may only read %s, not write it: %w", origin, dt, ErrReadOnly)
-	}
-	if version == 0 {
-		return nil
-	}
-	v := a.st.Version(dt, version)
-	switch {
-	case v == nil:
-		return fmt.Errorf("%w: version %d of %s is not known here yet", replica.ErrWait, version, dt)
-	case v.Status == crdt.StatusRetired:
-		return fmt.Errorf("%s edits by %s were %w (%d); that site must move to version %d", dt, origin, ErrRetired, version, a.st.LatestActive(dt))
-	case v.Status == crdt.StatusDeprecated:
-		return fmt.Errorf("%w: %s by %s written under deprecated version %d of %s", replica.ErrFlag, dt, origin, version, dt)
+	switch d, why := a.st.Decide(origin, dt, version); d {
+	case crdt.Wait:
+		err := ErrNoGrant
+		if a.st.GrantRecord(origin, dt) != nil {
+			err = errVersionUnknown
+		}
+		return fmt.Errorf("%w: %s: %w", replica.ErrWait, why, err)
+	case crdt.Reject:
+		switch g := a.st.GrantRecord(origin, dt); {
+		case !g.Read && !g.Write:
+			return fmt.Errorf("%s: %w", why, ErrNoGrant)
+		case !g.Write:
+			return fmt.Errorf("%s: %w", why, ErrReadOnly)
+		}
+		return fmt.Errorf("%s: %w", why, ErrRetired)
+	case crdt.Flag:
+		return fmt.Errorf("%w: %s", replica.ErrFlag, why)
 	}
 	return nil
 }

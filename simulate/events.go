@@ -29,6 +29,8 @@ func (s *Sim) scenarioEvent(e *event) error {
 		}
 	case "heal":
 		s.setPartition(partition{})
+	case "grant", "deprecate":
+		return s.authorityEvent(ev)
 	case "crash":
 		for _, i := range s.pickSites(ev, true) {
 			s.crash(s.sites[i])

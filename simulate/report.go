@@ -60,6 +60,10 @@ type Totals struct {
 	BufferDrops       int64 `json:"buffer_drops"`
 	Divergences       int64 `json:"divergence_reports"`
 	Collected         int64 `json:"tombstones_collected"`
+	Records           int64 `json:"authority_records_issued,omitempty"`
+	Flagged           int64 `json:"flagged_deprecated,omitempty"`
+	Waiting           int64 `json:"waiting_for_grant,omitempty"`
+	RefusedWrites     int64 `json:"writes_refused_locally,omitempty"`
 }
 
 // Sample is one point of the time series.
@@ -124,6 +128,10 @@ func (r *Report) countEvent(e replica.Event) {
 		r.Totals.Divergences++
 	case replica.EventCollected:
 		r.Totals.Collected += int64(e.Count)
+	case replica.EventFlagged:
+		r.Totals.Flagged++
+	case replica.EventWaiting:
+		r.Totals.Waiting++
 	}
 }
 

@@ -42,6 +42,12 @@ type Scenario struct {
 	// each site draws its own offset uniformly in [-ClockSkew, ClockSkew].
 	ClockSkew Duration `toml:"clock_skew"`
 
+	// Authority runs the mesh under an authority: signed records (versions,
+	// grants) replicate as documents and every site enforces them; events
+	// "grant" (a doctype for every site) and "deprecate" (a version) change
+	// them during the run.
+	Authority bool `toml:"authority"`
+
 	Network  Network  `toml:"network"`
 	Workload Workload `toml:"workload"`
 	Events   []Event  `toml:"events"`
@@ -112,7 +118,8 @@ type Workload struct {
 // Event is a scheduled fault or repair.
 type Event struct {
 	At Duration `toml:"at"`
-	// Kind: partition, heal, crash, restart, clog, unclog, flap, skew.
+	// Kind: partition, heal, crash, restart, clog, unclog, flap, skew; with
+	// authority: grant, deprecate.
 	Kind string `toml:"kind"`
 	// Mode of a partition: halves, isolate, random-groups, ring, groups.
 	Mode string `toml:"mode"`
@@ -135,6 +142,9 @@ type Event struct {
 	// Every repeats the event (a crash storm) until Until.
 	Every Duration `toml:"every"`
 	Until Duration `toml:"until"`
+	// Doctype and Version of an authority event (grant, deprecate).
+	Doctype string `toml:"doctype"`
+	Version int    `toml:"version"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s", "2m".
@@ -270,6 +280,9 @@ func (sc *Scenario) Validate() error {
 		bad("workload rate, writes, rows and hot_keys must not be negative")
 	}
 	for i, e := range sc.Events {
+		if (e.Kind == "grant" || e.Kind == "deprecate") && !sc.Authority {
+			bad("events[%d] (%s at %s): needs authority = true", i, e.Kind, e.At)
+		}
 		if err := e.validate(sc.Nodes); err != nil {
 			bad("events[%d] (%s at %s): %v", i, e.Kind, e.At, err)
 		}
@@ -293,11 +306,14 @@ func (l *Latency) validate() error {
 }
 
 var eventKinds = map[string]bool{"partition": true, "heal": true, "crash": true, "restart": true,
-	"clog": true, "unclog": true, "flap": true, "skew": true}
+	"clog": true, "unclog": true, "flap": true, "skew": true, "grant": true, "deprecate": true}
 
 func (e *Event) validate(nodes int) error {
 	if !eventKinds[e.Kind] {
-		return fmt.Errorf("unknown kind; use one of partition, heal, crash, restart, clog, unclog, flap, skew")
+		return fmt.Errorf("unknown kind; use one of partition, heal, crash, restart, clog, unclog, flap, skew, grant, deprecate")
+	}
+	if (e.Kind == "grant" || e.Kind == "deprecate") && e.Doctype != "Item" && e.Doctype != "Customer" {
+		return fmt.Errorf("a %s event needs doctype Item or Customer", e.Kind)
 	}
 	if e.At < 0 || e.For < 0 || e.Every < 0 {
 		return errors.New("at, for and every must not be negative")

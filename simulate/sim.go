@@ -51,6 +51,10 @@ type Sim struct {
 	adj         [][]int // each site's neighbours (connections), sorted
 	byID        map[crdt.SiteID]int
 	crng        *rand.Rand // safety-check sampling
+
+	seed          uint64
+	initial       []*crdt.Record // the authority's records every site starts with
+	recordsIssued int64
 }
 
 type site struct {
@@ -64,6 +68,7 @@ type site struct {
 	inflight *replica.Ready
 	wake     bool
 	stats    SiteStats
+	auth     *crdt.AuthorityState // this site's view of the authority's records (nil: no authority)
 }
 
 // event is one thing that happens at a simulated instant.
@@ -127,7 +132,7 @@ func New(sc Scenario, opt Options) (*Sim, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sim{sc: sc, opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5eed)), sizeCache: map[*crdt.Batch]int{}}
+	s := &Sim{sc: sc, opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0x5eed)), sizeCache: map[*crdt.Batch]int{}, seed: opt.Seed}
 	s.net = newNetwork(&s.sc, s.fork())
 	s.wl = newWorkload(&s.sc, s.fork())
 	s.chk = newChecker()
@@ -145,6 +150,9 @@ func New(sc Scenario, opt Options) (*Sim, error) {
 		s.sites = append(s.sites, st)
 	}
 	s.adj = buildMesh(sc.Nodes, sc.Degree, s.fork())
+	if sc.Authority {
+		s.initial = s.initialRecords()
+	}
 	for _, st := range s.sites {
 		if err := s.start(st); err != nil {
 			return nil, err
@@ -225,12 +233,18 @@ func (s *Sim) start(st *site) error {
 	if s.opt.Verify {
 		cfg.Signer, cfg.Verifier = s.signer(st), s.keyring()
 	}
+	if s.sc.Authority {
+		s.authorityHooks(st, &cfg)
+	}
 	r, err := replica.New(cfg, st.store)
 	if err != nil {
 		return fmt.Errorf("simulate: starting %s: %w", st.id, err)
 	}
 	st.r = r
 	st.up = true
+	if s.sc.Authority {
+		s.loadRecords(st)
+	}
 	st.r.Tick(s.clock(st))
 	return nil
 }
@@ -398,6 +412,17 @@ func (s *Sim) persisted(st *site) error {
 		s.rep.countEvent(ev)
 	}
 	st.r.Advance(*rd)
+	if st.auth != nil {
+		changed := false
+		for _, c := range rd.Changes {
+			if c.Doctype == crdt.RecordsDoctype && s.readRecords(st, c.Name) {
+				changed = true
+			}
+		}
+		if changed {
+			st.r.Recheck()
+		}
+	}
 	if st.r.HasReady() {
 		s.needReady(st)
 	}
@@ -475,6 +500,7 @@ func (s *Sim) crash(st *site) {
 	}
 	st.up = false
 	st.r = nil
+	st.auth = nil // memory is lost; the records are rebuilt from the store
 	st.inflight = nil
 	st.readyAt = 0
 	st.stats.Crashes++

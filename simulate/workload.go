@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -120,6 +121,10 @@ func (w *workload) write(s *Sim, st *site, d docRef, field string) string {
 		return ""
 	}
 	dot, err := st.r.Propose(replica.Proposal{Doctype: d.dt, Name: d.name, Ops: ops})
+	if err != nil && s.sc.Authority && errors.Is(err, replica.ErrWait) {
+		s.rep.Totals.RefusedWrites++ // no grant here yet: the site's own node refuses the edit
+		return ""
+	}
 	if err != nil {
 		s.rep.fail("%s: proposing %v on %s %s: %v", st.id, ops, d.dt, d.name, err)
 		return ""
