@@ -443,10 +443,10 @@ func JoinRecords(a, b *Record) *Record {
 		}
 		return first
 	}
-	if recordLater(a, b) {
-		return a
+	if recordLater(b, a) {
+		return b
 	}
-	return b
+	return a // the later one, or a when they are the same record
 }
 
 // SchemaDigest hashes a DocType's field list (fieldname:fieldtype:options

@@ -490,3 +490,48 @@ func sameRecords(a, b string) bool {
 	}
 	return true
 }
+
+// An authority key kept outside any node signs records offline; any node of
+// the mesh imports them.
+func TestAuthorityKeyOfflineSigningAndImport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	dir := t.TempDir()
+	keyFile, recs := filepath.Join(dir, "authority.json"), filepath.Join(dir, "records.txt")
+	var k struct {
+		PublicKey string `json:"public_key"`
+		Mesh      string `json:"mesh"`
+		Pinned    bool   `json:"pinned"`
+	}
+	out, err := meridian(t, "authority", "init", "--key", keyFile, "--mesh", "offline", "--json")
+	if err != nil || json.Unmarshal([]byte(out), &k) != nil || k.Pinned || k.Mesh != "offline" {
+		t.Fatalf("authority init --key: %v\n%s", err, out)
+	}
+	if info, err := os.Stat(keyFile); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %v %v", info, err)
+	}
+	if out, err := meridian(t, "authority", "init", "--key", keyFile); err == nil || !strings.Contains(out, "never overwritten") {
+		t.Fatalf("a second init over the key: %v\n%s", err, out)
+	}
+	x := newMeshSite(t, "X", k.PublicKey, k.Mesh)
+	x.start()
+	X := x.id()
+	x.must("authority", "admit", X, "--key", keyFile, "--out", recs)
+	x.must("authority", "grant", X, "Item", "--write", "--key", keyFile, "--out", recs)
+	if st := x.status(); st.Authority == nil || st.Authority.Admitted {
+		t.Fatal("signing offline changed the node")
+	}
+	out = x.must("records", "import", recs)
+	if strings.Count(out, "signed and sent to the mesh") != 2 {
+		t.Fatalf("records import:\n%s", out)
+	}
+	waitFor(t, 10*time.Second, "X admitted with its grant", func() bool {
+		st := x.status()
+		return st.Authority != nil && st.Authority.Admitted && len(st.Authority.Grants) == 1
+	})
+	if out := x.must("records", "import", recs); strings.Count(out, "already in effect") != 2 {
+		t.Fatalf("importing again:\n%s", out)
+	}
+	x.must("doc", "put", "Item", "OFFLINE-1", "--json", `{"item_name": "signed offline"}`)
+}
