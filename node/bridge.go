@@ -419,6 +419,12 @@ func (b *siteBridge) catchUp(ctx context.Context, dt string) error {
 
 // apply reads the documents' current state on the loop and writes them.
 func (b *siteBridge) apply(ctx context.Context, dt string, names []string, vv crdt.VersionVector) error {
+	return b.applyDocs(ctx, dt, names, vv, false)
+}
+
+// applyDocs is apply; with force it writes even a state captured from the
+// site's own database (resync).
+func (b *siteBridge) applyDocs(ctx context.Context, dt string, names []string, vv crdt.VersionVector, force bool) error {
 	docs := make([]bridge.Doc, 0, len(names))
 	if err := b.n.do(ctx, func(r *replica.Replica) error {
 		for _, name := range names {
@@ -430,7 +436,7 @@ func (b *siteBridge) apply(ctx context.Context, dt string, names []string, vv cr
 				key := dt + "\x00" + name
 				if at, ok := b.captured[key]; ok {
 					delete(b.captured, key)
-					if at.Equal(doc.Modified) {
+					if at.Equal(doc.Modified) && !force {
 						return // the site's database already holds this state
 					}
 				}
@@ -531,7 +537,7 @@ func (b *siteBridge) resync(ctx context.Context, dt, name string) (int, error) {
 			if name == "" && i+500 >= len(names) {
 				save = vv
 			}
-			if err := b.apply(ctx, m, part, save); err != nil {
+			if err := b.applyDocs(ctx, m, part, save, true); err != nil {
 				return total, err
 			}
 			total += len(part)

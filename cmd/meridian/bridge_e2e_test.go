@@ -407,6 +407,25 @@ to_mesh = { valuation_rate = "value / 100.0" }
 	if out := a.must("doc", "get", "Item", "ITEM-1", "--json"); strings.Contains(out, "product_name") {
 		t.Fatalf("C's own field name reached the mesh: %s", out)
 	}
+	// resync writes documents again: one, then all; the row is restored.
+	if _, err := dbC.DB.Exec(context.Background(), "DELETE FROM `tabProduct` WHERE `name` = 'ITEM-1'"); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.must("resync", "Item", "ITEM-1"); !strings.Contains(out, "1 documents written again") {
+		t.Fatalf("resync one: %s", out)
+	}
+	if v, _ := column(t, dbC, "tabProduct", "ITEM-1", "product_name"); v != "Widget (C)" {
+		t.Fatalf("after resync: %q", v)
+	}
+	if out := c.must("resync", "--all"); !strings.Contains(out, "1 documents written again") {
+		t.Fatalf("resync --all: %s", out)
+	}
+	if out, err := c.run("resync", "Customer"); err == nil || !strings.Contains(out, "not a master") {
+		t.Fatalf("resync of a doctype the bridge does not write: %v\n%s", err, out)
+	}
+	if out := c.must("bridge", "status"); !strings.Contains(out, "Item") || !strings.Contains(out, "mariadb") {
+		t.Fatalf("bridge status:\n%s", out)
+	}
 }
 
 // When the authority publishes a new master version, a bridged site
