@@ -9,14 +9,14 @@ import (
 	"meridian/bridge"
 )
 
-var errNoBridge = errors.New("this node has no site database (start it with --site PATH/sites/SITE or --db URL, or set [bridge] in config.toml)")
+var errNoBridge = errors.New("this node has no site database, or it has not answered yet (start the node with --site PATH/sites/SITE or --db URL, or set [bridge] in config.toml; the node log says why it is not connected)")
 
 func (n *Node) handleBridgeStatus(w http.ResponseWriter, r *http.Request) {
-	if n.bridge == nil {
+	if n.br() == nil {
 		writeErr(w, http.StatusConflict, errNoBridge)
 		return
 	}
-	st, err := n.bridge.status(r.Context())
+	st, err := n.br().status(r.Context())
 	if err != nil {
 		writeErr(w, http.StatusBadGateway, err)
 		return
@@ -25,11 +25,11 @@ func (n *Node) handleBridgeStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleSyncLog(w http.ResponseWriter, r *http.Request) {
-	if n.bridge == nil {
+	if n.br() == nil {
 		writeErr(w, http.StatusConflict, errNoBridge)
 		return
 	}
-	fs, err := n.bridge.app.Failures(r.Context(), false)
+	fs, err := n.br().app.Failures(r.Context(), false)
 	if err != nil {
 		writeErr(w, http.StatusBadGateway, err)
 		return
@@ -41,7 +41,7 @@ func (n *Node) handleSyncLog(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleResync(w http.ResponseWriter, r *http.Request) {
-	if n.bridge == nil {
+	if n.br() == nil {
 		writeErr(w, http.StatusConflict, errNoBridge)
 		return
 	}
@@ -57,7 +57,7 @@ func (n *Node) handleResync(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, errors.New("a name needs its doctype"))
 		return
 	}
-	count, err := n.bridge.resync(r.Context(), req.Doctype, req.Name)
+	count, err := n.br().resync(r.Context(), req.Doctype, req.Name)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -76,7 +76,7 @@ type AdoptProgress struct {
 
 // handleAdopt streams progress lines while a doctype's rows are adopted.
 func (n *Node) handleAdopt(w http.ResponseWriter, r *http.Request) {
-	if n.bridge == nil {
+	if n.br() == nil {
 		writeErr(w, http.StatusConflict, errNoBridge)
 		return
 	}
@@ -98,7 +98,7 @@ func (n *Node) handleAdopt(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var last AdoptProgress
-	proposed, err := n.bridge.adopt(r.Context(), req.Doctype, func(done, total, proposed int) {
+	proposed, err := n.br().adopt(r.Context(), req.Doctype, func(done, total, proposed int) {
 		last = AdoptProgress{Done: done, Total: total, Proposed: proposed}
 		emit(last)
 	})

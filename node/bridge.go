@@ -108,7 +108,7 @@ type BridgeStatus struct {
 // or extends their tables and the bridge's own tables.
 func openBridge(ctx context.Context, n *Node, cfg *BridgeConfig) (*siteBridge, error) {
 	if len(cfg.Doctypes) == 0 {
-		return nil, errors.New("node: [bridge] doctypes is empty: list the masters to write into the site, e.g. doctypes = [\"Item\", \"Customer\"]")
+		return nil, fmt.Errorf("%w: [bridge] doctypes is empty: list the masters to write into the site, e.g. doctypes = [\"Item\", \"Customer\"]", bridge.ErrConfig)
 	}
 	var site *bridge.Site
 	var err error
@@ -761,4 +761,16 @@ func (b *siteBridge) reloadSchemas(ctx context.Context) error {
 	n, err := b.resync(ctx, "", "")
 	b.n.log.Info("bridge: documents written again after a schema change", "documents", n)
 	return err
+}
+
+// permanentBridgeError: a configuration or definition the node cannot use
+// (fix it and restart), as opposed to a database that does not answer yet.
+func permanentBridgeError(err error) bool {
+	for _, e := range []error{bridge.ErrConfig, bridge.ErrInvalidDocType, bridge.ErrInvalidName, bridge.ErrNoTable,
+		bridge.ErrUnsupportedDialect, bridge.ErrNotFound, bridge.ErrInvalidValue} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -57,10 +57,11 @@ func newMetrics(n *Node) *metrics {
 	m.divergent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meridian_verify_divergent_documents", Help: "Documents the latest verify found held differently by a peer that delivered the same writes, by doctype."}, []string{"doctype"})
 	m.bridgeLag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_bridge_lag_seconds", Help: "How long the oldest change not yet in the site's database has waited."},
 		func() float64 {
-			if n.bridge == nil {
+			b := n.br()
+			if b == nil {
 				return 0
 			}
-			return n.bridge.lag().Seconds()
+			return b.lag().Seconds()
 		})
 	for _, c := range []prometheus.Collector{m.peers, m.msgsIn, m.msgsOut, m.bytesIn, m.bytesOut, m.editsIn, m.syncRounds, m.lag,
 		m.events, m.changes, m.waiting, m.storeBytes, m.badMessages, m.inboxDrops, m.sendDrops, m.bridgeWritten, m.bridgeCaptured, m.bridgeLag, m.divergent,

@@ -50,8 +50,8 @@ type Node struct {
 	flushed    []chan struct{}               // loop only: waiting for everything to be durable
 	cut        []chan struct{}               // loop only: waiting for the backlog to go into a Ready
 
-	auth       *authority  // nil without an authority in the config
-	bridge     *siteBridge // nil without a site database
+	auth       *authority                 // nil without an authority in the config
+	bridgeP    atomic.Pointer[siteBridge] // nil without a site database (or until it answers)
 	key        ed25519.PrivateKey
 	handshaken map[crdt.SiteID]bool // loop only: peers whose handshake completed
 	refused    map[crdt.SiteID]bool // loop only: peers cut off as not admitted
@@ -191,23 +191,33 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := n.writeAddrs(); err != nil {
 		n.log.Warn("could not write the address files", "err", err)
 	}
+	retryBridge := false
 	if cfg.Bridge.Enabled() {
 		bctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		n.bridge, err = openBridge(bctx, n, cfg.Bridge)
+		b, err := openBridge(bctx, n, cfg.Bridge)
 		cancel()
-		if err != nil {
+		switch {
+		case err == nil:
+			n.bridgeP.Store(b)
+		case permanentBridgeError(err):
 			n.api.Close()
 			n.host.Close()
 			n.store.Close()
 			return nil, err
+		default: // the site's database is not answering: replicate anyway, connect when it does
+			n.log.Warn("bridge: the site's database is not reachable; the node runs and retries every 5 s", "err", err)
+			retryBridge = true
 		}
 	}
 	go n.persister()
 	go n.loop()
 	go n.compactor()
 	go n.verifier()
-	if n.bridge != nil {
-		go n.bridge.run()
+	if b := n.br(); b != nil {
+		go b.run()
+	}
+	if retryBridge {
+		go n.bridgeRetry(cfg.Bridge)
 	}
 	n.log.Info("node started", "peer_id", id, "api", n.apiLn.Addr().String(), "addrs", strings.Join(n.addrStrings(), " "))
 	return n, nil
@@ -245,8 +255,8 @@ func (n *Node) Close() error {
 		close(n.quit)
 		<-n.stopped
 		close(n.persist)
-		if n.bridge != nil {
-			n.bridge.close()
+		if b := n.br(); b != nil {
+			b.close()
 		}
 		err = errors.Join(n.host.Close(), n.store.Close())
 		os.Remove(filepath.Join(n.cfg.DataDir, APIAddrFile))
@@ -517,8 +527,8 @@ func (n *Node) advance(res persistResult) {
 	}
 	n.met.changes.Add(float64(len(res.rd.Changes)))
 	n.r.Advance(*res.rd)
-	if n.bridge != nil && len(res.rd.Changes) > 0 {
-		n.bridge.noteChanges(res.rd.Changes)
+	if b := n.br(); b != nil && len(res.rd.Changes) > 0 {
+		b.noteChanges(res.rd.Changes)
 	}
 	if n.auth != nil {
 		changed := false
@@ -664,5 +674,37 @@ func (n *Node) durable(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// br returns the bridge, nil until the site's database has answered.
+func (n *Node) br() *siteBridge { return n.bridgeP.Load() }
+
+// bridgeRetry connects the bridge once the site's database answers; the
+// bridge then catches up from the vector the database holds.
+func (n *Node) bridgeRetry(cfg *BridgeConfig) {
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-time.After(5 * time.Second):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		b, err := openBridge(ctx, n, cfg)
+		cancel()
+		if err != nil {
+			n.log.Debug("bridge: the site's database is still not reachable", "err", err)
+			continue
+		}
+		select {
+		case <-n.quit:
+			b.close()
+			return
+		default:
+		}
+		n.bridgeP.Store(b)
+		go b.run()
+		n.log.Info("bridge: the site's database answers; catching up")
+		return
 	}
 }

@@ -199,8 +199,8 @@ func (n *Node) readRecordDoc(name string, repair bool) bool {
 // held batches, which connected peers sync, who is cut off.
 func (n *Node) authChanged() {
 	n.r.Recheck()
-	if n.bridge != nil {
-		n.bridge.versionsChanged()
+	if b := n.br(); b != nil {
+		b.versionsChanged()
 	}
 	if n.host == nil {
 		return // starting: no network yet
@@ -382,9 +382,9 @@ func (n *Node) report() {
 	for k, v := range n.failures {
 		rep.Failures[k] = v
 	}
-	if n.bridge != nil {
-		rep.Lag = n.bridge.lag().Milliseconds()
-		if f := n.bridge.failing(); f > 0 {
+	if b := n.br(); b != nil {
+		rep.Lag = b.lag().Milliseconds()
+		if f := b.failing(); f > 0 {
 			rep.Failures["bridge"] = int64(f)
 		}
 	}

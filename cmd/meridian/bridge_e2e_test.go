@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,5 +502,76 @@ func TestBridgeAddsColumnsWhenANewMasterVersionArrives(t *testing.T) {
 	waitFor(t, 30*time.Second, "the new column, filled, in B's database", func() bool {
 		v, _ := column(t, dbB, "tabItem", "ITEM-1", "description")
 		return v == "<p>first</p>"
+	})
+}
+
+// tcpGate forwards to a server once opened: a site database that is down
+// when the node starts and comes up later.
+type tcpGate struct {
+	ln     net.Listener
+	target string
+	open   atomic.Bool
+}
+
+func newTCPGate(t testing.TB, target string) *tcpGate {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &tcpGate{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !g.open.Load() {
+				c.Close() // down: the connection is refused at once
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return g
+}
+
+// A site whose database is down when its node starts still replicates; the
+// bridge connects when the database answers and catches up.
+func TestBridgeConnectsWhenTheDatabaseComesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	url, db := throwawayDB(t, "mariadb")
+	gate := newTCPGate(t, "127.0.0.1:3306")
+	viaGate := strings.Replace(url, "127.0.0.1:3306", gate.ln.Addr().String(), 1)
+	a := newSite(t, "A")
+	b := newSite(t, "B")
+	bridgeConfig(t, b)
+	a.start()
+	b.start("--db", viaGate)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- B log\n%s", tail(b.log.String(), 4000))
+		}
+	})
+	b.must("peers", "add", a.addr())
+	for i := range 5 {
+		a.must("doc", "put", "Item", fmt.Sprintf("EARLY-%d", i), "--json", `{"item_name": "written while B's database is down"}`)
+	}
+	converged(t, 30*time.Second, "Item", a, b) // replication does not wait for the database
+	if out, err := b.run("bridge", "status"); err == nil || !strings.Contains(out, "not answered yet") {
+		t.Fatalf("bridge status with the database down: %v\n%s", err, out)
+	}
+	gate.open.Store(true)
+	waitFor(t, 60*time.Second, "B's database to catch up", func() bool {
+		_, ok := column(t, db, "tabItem", "EARLY-4", "name")
+		return ok && count(t, db, "tabItem", "") == 5
 	})
 }
