@@ -621,8 +621,8 @@ func (b *siteBridge) propose(ctx context.Context, dt string, caps []bridge.Captu
 			var ops []crdt.Op
 			if err := r.Read(dt, c.Name, func(d *crdt.Doc) {
 				cur := bridge.DocFromCRDT(d)
-				if !adopting && d.Exists() && !c.Modified.After(cur.Modified) {
-					return // written by the bridge, or older than what the mesh holds
+				if !adopting && !d.Empty() && !c.Modified.After(cur.Modified) {
+					return // written by the bridge, or older than what the mesh holds (its deletion included: a stale row must not resurrect it)
 				}
 				if c.Deleted {
 					if d.Exists() {

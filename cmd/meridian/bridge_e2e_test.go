@@ -190,9 +190,10 @@ func TestBridgeWritesConvergedMastersIntoEachSitesDatabase(t *testing.T) {
 
 	a.must("doc", "put", "Item", "ITEM-1", "--json", `{"item_code": "ITEM-1", "item_name": "Widget", "valuation_rate": 12.5,
 		"shelf_life_in_days": 30, "end_of_life": "2030-01-01", "barcodes": [{"barcode": "4006381333931", "barcode_type": "EAN"}]}`)
-	waitFor(t, 30*time.Second, "ITEM-1 in B's database", func() bool {
-		_, ok := column(t, dbB, "tabItem", "ITEM-1", "item_name")
-		return ok
+	waitFor(t, 30*time.Second, "ITEM-1 in both sites' databases", func() bool {
+		_, okA := column(t, dbA, "tabItem", "ITEM-1", "item_name")
+		_, okB := column(t, dbB, "tabItem", "ITEM-1", "item_name")
+		return okA && okB
 	})
 	for _, col := range []string{"item_code", "item_name", "shelf_life_in_days", "disabled", "modified_by", "docstatus"} {
 		va, _ := column(t, dbA, "tabItem", "ITEM-1", col)
