@@ -17,7 +17,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	meridianBin = filepath.Join(dir, "meridian")
-	build := exec.Command("go", "build", "-o", meridianBin, ".")
+	args := []string{"build", "-o", meridianBin}
+	if os.Getenv("MERIDIAN_RACE") != "" { // MERIDIAN_RACE=1: nodes built with the race detector
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		panic("building meridian: " + err.Error())
