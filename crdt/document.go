@@ -377,7 +377,14 @@ func (d *Doc) Write(dot Dot, hlc HLC, ops []Op) (*Doc, error) {
 	if err := d.checkOps(ops); err != nil {
 		return nil, err
 	}
-	delta := &Doc{Doctype: d.Doctype, Name: d.Name}
+	// One register per op, plus the life and row-presence registers a
+	// create or a new row adds: sized once, not grown op by op.
+	delta := &Doc{Doctype: d.Doctype, Name: d.Name, Regs: make([]Register, 0, len(ops)+1)}
+	if room := cap(d.Regs) - len(d.Regs); room < len(ops)+1 && len(ops) > 4 {
+		regs := make([]Register, len(d.Regs), len(d.Regs)+len(ops)+1)
+		copy(regs, d.Regs)
+		d.Regs = regs
+	}
 	cl := d.CausalLength()
 	put := func(key string, gen uint64, v Value) {
 		r := d.regAt(key)

@@ -352,6 +352,9 @@ func (n *Node) write(w http.ResponseWriter, r *http.Request, dt, name string, cr
 		if status == http.StatusOK {
 			status = http.StatusBadRequest
 		}
+		if errors.Is(err, replica.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
 		if denied(err) {
 			status = http.StatusForbidden
 			err = fmt.Errorf("this site may not write %s: %v (the authority grants it with `meridian authority grant %s %s --write`)", dt, err, n.site, dt)

@@ -34,6 +34,8 @@ type Config struct {
 	// Default: 4096.
 	MaxBatchEdits int
 	// MaxMessageBytes bounds one pushed or served message (estimated).
+	// One local edit may be at most half of it: bigger edits are refused
+	// by Propose (ErrTooLarge), so every write fits in a message.
 	// Default: 4 MiB.
 	MaxMessageBytes int
 	// MaxBuffered bounds batches waiting for their causal dependencies or

@@ -3,6 +3,7 @@ package replica
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -26,6 +27,8 @@ type testNet struct {
 	open  func(site crdt.SiteID) DurableStore // opens a site's store (again)
 	log   []string
 	cfg   func(*Config)
+	// maxMsg is the largest encoded message sent so far.
+	maxMsg int
 }
 
 type testNode struct {
@@ -145,6 +148,7 @@ func (n *testNet) process(id crdt.SiteID) (Ready, bool) {
 		if err != nil {
 			n.t.Fatalf("encode: %v", err)
 		}
+		n.maxMsg = max(n.maxMsg, len(raw))
 		dec, err := DecodeMessage(raw)
 		if err != nil {
 			n.t.Fatalf("decode %v: %v", m.Type, err)
@@ -373,4 +377,55 @@ func TestChangedSinceListsDocumentsWithWritesBeyondAVector(t *testing.T) {
 	if got := r.ChangedSince("Item", seen); strings.Join(got, ",") != "I2,I3" {
 		t.Fatalf("changed since: %v, want I2,I3", got)
 	}
+}
+
+// Large writes must replicate in messages no bigger than the bound, through
+// pushes and anti-entropy serves alike, and an edit too big for any message
+// is refused when it is proposed, with nothing changed.
+func TestLargeWritesTravelInBoundedMessages(t *testing.T) {
+	const bound = 64 << 10
+	n := newTestNet(t)
+	n.cfg = func(c *Config) { c.MaxMessageBytes = bound }
+	n.add("A")
+	n.add("B")
+	big := strings.Repeat("x", 20<<10)
+	for i := range 40 {
+		n.put("A", "Item", fmt.Sprintf("ITEM-%02d", i), "description="+big)
+	}
+	n.stabilize()
+	before, _ := n.nodes["A"].r.StateDigest("Item")
+	_, err := n.nodes["A"].r.Propose(Proposal{Doctype: "Item", Name: "HUGE", Ops: []crdt.Op{
+		{Kind: crdt.OpCreate}, {Kind: crdt.OpSet, Field: "description", Value: crdt.Str(strings.Repeat("y", bound/2))}}})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), `Item "HUGE"`) || !strings.Contains(err.Error(), "split it") {
+		t.Fatalf("an edit of half the message bound: got %v, want ErrTooLarge naming the document and what to do", err)
+	}
+	n.stabilize()
+	if after, _ := n.nodes["A"].r.StateDigest("Item"); after != before {
+		t.Fatal("the refused edit changed the state")
+	}
+	if d, _ := n.nodes["A"].r.Doc("Item", "HUGE"); !d.Empty() {
+		t.Fatal("the refused edit left a document")
+	}
+	// B was not connected while A wrote: it catches up through serves of
+	// several large writes each, which must be split.
+	n.connect("A", "B")
+	for range 20 {
+		n.tick(1000)
+		n.stabilize()
+	}
+	if !n.converged("Item") {
+		t.Fatalf("B did not catch up: %v", n.digests("Item"))
+	}
+	if n.maxMsg > bound {
+		t.Fatalf("largest message %d bytes, bound %d", n.maxMsg, bound)
+	}
+	// Live pushes of large writes stay within the bound too.
+	for i := range 10 {
+		n.put("A", "Item", fmt.Sprintf("ITEM-%02d", i), "item_name="+big)
+	}
+	n.stabilize()
+	if !n.converged("Item") || n.maxMsg > bound {
+		t.Fatalf("pushes: converged %v, largest message %d bytes (bound %d)", n.converged("Item"), n.maxMsg, bound)
+	}
+	t.Logf("largest message %d bytes (bound %d)", n.maxMsg, bound)
 }

@@ -67,6 +67,9 @@ var (
 	ErrFlag = errors.New("replica: applied with a warning")
 )
 
+// ErrTooLarge refuses a local edit too big to travel in one message.
+var ErrTooLarge = errors.New("replica: edit too large")
+
 func (k EventKind) String() string {
 	return [...]string{"?", "rejected", "held", "buffered", "dropped", "divergence", "collected", "flagged", "waiting"}[k]
 }
@@ -363,6 +366,9 @@ func (r *Replica) Propose(p Proposal) (crdt.Dot, error) {
 	if err := crdt.ValidateName("document", p.Name); err != nil {
 		return crdt.Dot{}, err
 	}
+	if n, limit := opsSize(p.Ops), r.cfg.MaxMessageBytes/2; n > limit {
+		return crdt.Dot{}, fmt.Errorf("%w: the edit of %s %q is about %d bytes and one edit may be at most %d bytes so that it fits in a message; split it into several edits", ErrTooLarge, p.Doctype, p.Name, n, limit)
+	}
 	if r.cfg.Accept != nil {
 		if err := r.cfg.Accept(r.self, p.Doctype, r.versionOf(p.Doctype)); err != nil && !errors.Is(err, ErrFlag) {
 			return crdt.Dot{}, err
@@ -397,6 +403,16 @@ func (r *Replica) Propose(p Proposal) (crdt.Dot, error) {
 	r.pending = append(r.pending, pendingEdit{dt: p.Doctype, name: p.Name, dot: dot, hlc: hlc, delta: delta, deps: deps})
 	r.changes[docID{p.Doctype, p.Name}] = true
 	return dot, nil
+}
+
+// opsSize estimates an edit's size on the wire, as batchSize counts it.
+func opsSize(ops []crdt.Op) int {
+	n := 0
+	for i := range ops {
+		o := &ops[i]
+		n += 48 + len(o.Table) + len(o.Row) + len(o.Field) + len(o.Value.Str)
+	}
+	return n
 }
 
 // Doc returns a copy of a document's replicated state (empty if unknown).
@@ -757,6 +773,14 @@ func (r *Replica) pushVisible(peer crdt.SiteID, b *crdt.Batch, f func(*crdt.Doc)
 		batches, err := r.wholeDoc(b.Doctype, e.doc)
 		if err != nil {
 			return err
+		}
+		size := 0
+		for _, b := range batches {
+			size += batchSize(b)
+		}
+		if len(m.Batches) > 0 && m.Size()+size > r.cfg.MaxMessageBytes {
+			r.outbox = append(r.outbox, m) // documents travel whole, in bounded messages
+			m = Message{Type: MsgDocs, To: peer, Doctype: b.Doctype}
 		}
 		m.Batches = append(m.Batches, batches...)
 	}

@@ -290,23 +290,49 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 		lo := rg.Lo
 		var refs []dotRef
 		var scanErr error
-		emit := func(hi uint64, last bool) error {
-			batches, err := r.partials(to, dt, rg.Site, refs, headers)
+		send := func(hi uint64) {
+			cur.Covers = []crdt.Range{{Site: rg.Site, Lo: lo, Hi: hi}}
+			r.outbox = append(r.outbox, cur)
+			cur = Message{Type: MsgServe, To: to, Doctype: dt}
+			lo = hi + 1
+		}
+		// put adds the writes of part (dots up to hi) to the message,
+		// halving part while its writes would overflow one message: large
+		// writes go out in more, smaller messages (one dot's writes always
+		// fit, as Propose bounds an edit to half a message).
+		var put func(part []dotRef, hi uint64, last bool) error
+		put = func(part []dotRef, hi uint64, last bool) error {
+			batches, err := r.partials(to, dt, rg.Site, part, headers)
 			if err != nil {
 				return err
 			}
-			refs = refs[:0]
+			size := 0
+			for _, b := range batches {
+				size += batchSize(b)
+			}
+			if len(cur.Batches) > 0 && cur.Size()+size > r.cfg.MaxMessageBytes && len(part) > 0 && part[0].seq > lo {
+				send(part[0].seq - 1) // what the message holds goes out first
+			}
+			if len(part) > 1 && cur.Size()+size > r.cfg.MaxMessageBytes {
+				mid := len(part) / 2
+				if err := put(part[:mid], part[mid].seq-1, false); err != nil {
+					return err
+				}
+				return put(part[mid:], hi, last)
+			}
 			cur.Batches = append(cur.Batches, batches...)
 			if lo > hi {
 				return nil // everything up to hi went out already
 			}
 			if cur.Size() >= r.cfg.MaxMessageBytes || last {
-				cur.Covers = []crdt.Range{{Site: rg.Site, Lo: lo, Hi: hi}}
-				r.outbox = append(r.outbox, cur)
-				cur = Message{Type: MsgServe, To: to, Doctype: dt}
-				lo = hi + 1
+				send(hi)
 			}
 			return nil
+		}
+		emit := func(hi uint64, last bool) error {
+			part := refs
+			refs = nil
+			return put(part, hi, last)
 		}
 		r.index.scan(dt, rg.Site, rg.Lo, rg.Hi, func(seq uint64, name string) bool {
 			br, ok := r.index.batchOf(dt, crdt.Dot{Site: rg.Site, Seq: seq})

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -140,6 +142,36 @@ func TestAdminAPIWithoutTokenAnswers401(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bearer token") {
 		t.Fatalf("err = %v; want a 401 naming the token", err)
 	}
+}
+
+// A document edit too large to fit in one message would never replicate:
+// the node refuses it with 413 and what to do, and keeps nothing of it.
+func TestAnEditTooLargeToReplicateIsRefused(t *testing.T) {
+	s := newSite(t, "A")
+	s.start()
+	c, err := newClient(s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"item_name": "big", "description": "` + strings.Repeat("x", 3<<20) + `"}`
+	req, err := http.NewRequestWithContext(t.Context(), "PUT", c.base+"/api/resource/Item/BIG-1", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(msg), "split it into several edits") {
+		t.Fatalf("PUT of a 3 MiB field: %s %s; want 413 saying what to do", resp.Status, msg)
+	}
+	if out, err := s.run("doc", "get", "Item", "BIG-1"); err == nil {
+		t.Fatalf("the refused document exists:\n%s", out)
+	}
+	s.must("doc", "put", "Item", "SMALL-1", "--json", `{"item_name": "small"}`)
 }
 
 func TestPeersAddWithAMalformedMultiaddrSaysWhatIsWrong(t *testing.T) {
