@@ -165,16 +165,37 @@ func writeCtxFull(w *cborWriter, ctx Context) {
 }
 
 // carriedLeaves hashes the writes the batch carries, in canonical order.
-func (b *Batch) carriedLeaves() ([][32]byte, error) {
-	out := make([][32]byte, 0, b.Writes())
-	w := &cborWriter{b: make([]byte, 0, 256)}
-	for _, d := range b.Docs {
-		for i := range d.Regs {
-			r := &d.Regs[i]
-			for j := range r.Sibs {
-				out = append(out, leafOf(w, d.Name, r.Key, &r.Sibs[j]))
+func (b *Batch) carriedLeaves() ([][32]byte, error) { return b.leavesWith(nil) }
+
+// leavesWith is carriedLeaves with the documents hashed through par (see
+// SealWith), each into its own part of the result.
+func (b *Batch) leavesWith(par func(n int, f func(i int))) ([][32]byte, error) {
+	offs := make([]int, len(b.Docs)+1)
+	for i, d := range b.Docs {
+		n := 0
+		for j := range d.Regs {
+			n += len(d.Regs[j].Sibs)
+		}
+		offs[i+1] = offs[i] + n
+	}
+	out := make([][32]byte, offs[len(b.Docs)])
+	hashDoc := func(i int) {
+		d, k := b.Docs[i], offs[i]
+		w := &cborWriter{b: make([]byte, 0, 256)}
+		for j := range d.Regs {
+			r := &d.Regs[j]
+			for x := range r.Sibs {
+				out[k] = leafOf(w, d.Name, r.Key, &r.Sibs[x])
+				k++
 			}
 		}
+	}
+	if par == nil || len(b.Docs) < 2 {
+		for i := range b.Docs {
+			hashDoc(i)
+		}
+	} else {
+		par(len(b.Docs), hashDoc)
 	}
 	return out, nil
 }
@@ -198,7 +219,12 @@ func root(origin SiteID, doctype string, first, last uint64, hlc HLC, deps []Dot
 }
 
 // Seal validates a freshly built batch, computes its tree and signs it.
-func (b *Batch) Seal(s Signer) error {
+func (b *Batch) Seal(s Signer) error { return b.SealWith(s, nil) }
+
+// SealWith is Seal with the writes' leaf hashes computed through par,
+// which must call f(0) … f(n-1), in any order or at once, and return when
+// all have returned (nil: in order). The signature is the same either way.
+func (b *Batch) SealWith(s Signer, par func(n int, f func(i int))) error {
 	if s.Site() != b.Origin {
 		return fmt.Errorf("%w: signer %s does not match origin %s", ErrInvalidBatch, s.Site(), b.Origin)
 	}
@@ -210,7 +236,7 @@ func (b *Batch) Seal(s Signer) error {
 		b.unsigned = true
 		return nil
 	}
-	leaves, err := b.carriedLeaves()
+	leaves, err := b.leavesWith(par)
 	if err != nil {
 		return err
 	}

@@ -128,6 +128,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		MaxClockSkewMs: time.Duration(cfg.MaxClockSkew).Milliseconds(),
 		SyncIntervalMs: time.Duration(cfg.SyncInterval).Milliseconds(),
 		History:        historyPerDocument,
+		Parallel:       parallel,
 	}
 	if a := n.auth; a != nil {
 		rcfg.CanRead, rcfg.Accept, rcfg.VersionOf, rcfg.Filter = a.canRead, a.accept, a.versionOf, a.filter

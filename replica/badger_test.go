@@ -1,9 +1,11 @@
 package replica
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -18,8 +20,12 @@ type driver struct {
 	now   int64
 }
 
-func newDriver(t testing.TB, store DurableStore, site crdt.SiteID) *driver {
-	r, err := New(Config{Site: site, Signer: crdt.Ed25519Signer{ID: site, Key: keyFor(site)}, Verifier: crdt.KeyRing{}}, store)
+func newDriver(t testing.TB, store DurableStore, site crdt.SiteID, opts ...func(*Config)) *driver {
+	cfg := Config{Site: site, Signer: crdt.Ed25519Signer{ID: site, Key: keyFor(site)}, Verifier: crdt.KeyRing{}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r, err := New(cfg, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,5 +223,44 @@ func TestBadgerRefusesASecondOpener(t *testing.T) {
 	defer s.Close()
 	if _, err := OpenBadger(dir, BadgerOptions{}); err == nil {
 		t.Fatal("a second process could open the same store")
+	}
+}
+
+// A driver may spread a Ready's per-document work over goroutines
+// (Config.Parallel); what the replica writes and signs must not change.
+func TestParallelReadyWritesTheSame(t *testing.T) {
+	run := func(par func(int, func(int))) [][]Write {
+		d := newDriver(t, NewMemStore(), "A", func(c *Config) { c.Parallel = par })
+		var out [][]Write
+		for round := range 4 {
+			for i := range 300 {
+				name := fmt.Sprintf("ITEM-%04d", (i*7+round*13)%500)
+				doc, _ := d.r.Doc("Item", name)
+				ops := itemEdit(i+round*1000, !doc.Exists())
+				if round == 3 && i%50 == 0 && doc.Exists() {
+					ops = append(ops, crdt.Op{Kind: crdt.OpDelete}) // deletions too
+				}
+				d.propose(name, ops...)
+			}
+			out = append(out, d.cycle().Writes)
+		}
+		return out
+	}
+	var calls atomic.Int64
+	seq := run(nil)
+	par := run(func(n int, f func(int)) { calls.Add(1); parallelLoop(n, f) })
+	if calls.Load() == 0 {
+		t.Fatal("Parallel was never called")
+	}
+	for r := range seq {
+		if len(seq[r]) != len(par[r]) {
+			t.Fatalf("round %d: %d writes in order, %d in parallel", r, len(seq[r]), len(par[r]))
+		}
+		for i := range seq[r] {
+			a, b := seq[r][i], par[r][i]
+			if !bytes.Equal(a.Key, b.Key) || !bytes.Equal(a.Value, b.Value) || a.Delete != b.Delete {
+				t.Fatalf("round %d write %d differs: %q vs %q", r, i, a.Key, b.Key)
+			}
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,7 +56,7 @@ func BenchmarkLocalEditsDurable(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		d := newDriver(b, store, "A")
+		d := newDriver(b, store, "A", func(c *Config) { c.Parallel = parallelLoop })
 		rng := rand.New(rand.NewPCG(1, 2))
 		// Persist each Ready on another goroutine while the next edits are
 		// proposed, as the node does; an edit counts once its Ready is synced.
@@ -130,4 +132,31 @@ func BenchmarkStorePer100kItems(b *testing.B) {
 		runtime.KeepAlive(d)
 		store.Close()
 	}
+}
+
+// parallelLoop is a driver's Config.Parallel, as the node has it.
+func parallelLoop(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/32)
+	if workers < 2 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= n {
+				return
+			}
+			f(i)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
 }

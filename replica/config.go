@@ -30,6 +30,13 @@ type Config struct {
 	// SyncFanout is how many connected peers each round syncs with.
 	// Default: 3.
 	SyncFanout int
+	// Parallel, when set, calls f(0) … f(n-1), possibly at once on several
+	// goroutines, and returns when all have returned. A Ready hands it
+	// independent per-document work (register digests, record encoding,
+	// leaf hashes); the results are the same with or without it. The
+	// replica starts no goroutine itself: the driver decides (the node
+	// uses its cores; the simulator leaves it nil).
+	Parallel func(n int, f func(i int))
 	// MaxBatchEdits bounds the local edits sealed into one signed batch.
 	// Default: 4096.
 	MaxBatchEdits int

@@ -405,6 +405,17 @@ func (r *Replica) Propose(p Proposal) (crdt.Dot, error) {
 	return dot, nil
 }
 
+// parallel runs f(0) … f(n-1) through Config.Parallel, or in order.
+func (r *Replica) parallel(n int, f func(i int)) {
+	if r.cfg.Parallel != nil && n > 1 {
+		r.cfg.Parallel(n, f)
+		return
+	}
+	for i := 0; i < n; i++ {
+		f(i)
+	}
+}
+
 // opsSize estimates an edit's size on the wire, as batchSize counts it.
 func opsSize(ops []crdt.Op) int {
 	n := 0
@@ -957,7 +968,7 @@ func (r *Replica) sealOne(dt string, edits []pendingEdit) (*crdt.Batch, error) {
 		}
 	}
 	sort.Slice(b.Docs, func(i, j int) bool { return b.Docs[i].Name < b.Docs[j].Name })
-	if err := b.Seal(r.cfg.Signer); err != nil {
+	if err := b.SealWith(r.cfg.Signer, r.cfg.Parallel); err != nil {
 		return nil, err
 	}
 	h, err := b.Header()

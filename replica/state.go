@@ -203,95 +203,40 @@ func (r *Replica) flush() ([]Write, error) {
 		}
 		return ids[i].name < ids[j].name
 	})
-	for _, id := range ids {
-		e := r.dirty[id]
+	// Per document, the work that touches nothing shared (register digests,
+	// the encoded record) runs through Config.Parallel; its results are
+	// then applied in order, so the writes are the same either way.
+	outs := make([]docFlush, len(ids))
+	entries := make([]*docEntry, len(ids))
+	for i, id := range ids {
+		entries[i] = r.dirty[id]
+	}
+	r.parallel(len(ids), func(i int) { outs[i] = flushDoc(entries[i]) })
+	for i, id := range ids {
+		e, out := entries[i], &outs[i]
+		if out.err != nil {
+			return nil, out.err
+		}
 		if err := r.flushHistory(e, put); err != nil {
 			return nil, err
 		}
-		// The journal says which registers changed: rehash just those
-		// (the digest is the XOR of register terms), and their edits are
-		// the candidates for the dot index.
-		digest := e.digest
-		var touched []string
-		removals := false
-		for _, je := range e.doc.Journal() {
-			key, before := je.Key, je.Before
-			cur := e.doc.Register(key)
-			if crdt.SameWrites(before, cur) {
-				continue
-			}
-			touched = append(touched, key)
-			old, ok := e.terms[key]
-			if !ok {
-				old = crdt.RegisterTerm(id.name, key, before)
-			}
-			term := crdt.RegisterTerm(id.name, key, cur)
-			digest.Xor(old)
-			digest.Xor(term)
-			if e.terms == nil {
-				e.terms = map[string]crdt.Digest{}
-			}
-			e.terms[key] = term // a register edited again is not rehashed twice
-			removals = removals || hasRemoval(before) || hasRemoval(cur)
-		}
-		e.doc.ResetJournal()
-		sort.Strings(touched)
-		switch {
-		case len(touched) == 0:
-		case e.doc.Empty():
-			del(docKey(id.dt, id.name))
-			for n := 1; n <= e.deltas; n++ {
-				del(deltaKey(id.dt, id.name, n))
-			}
-			e.base, e.deltas, e.dbytes = 0, 0, 0
-		default:
-			patch := crdt.EncodePatch(e.doc, touched)
-			if e.base > 0 && e.deltas < maxDeltas && e.dbytes+len(patch) < e.base {
-				// A small change: one small record, not the whole document.
-				e.deltas++
-				e.dbytes += 32 + len(patch)
-				put(deltaKey(id.dt, id.name, e.deltas), append(digest[:len(digest):len(digest)], patch...))
-				break
-			}
-			raw, err := crdt.EncodeDoc(e.doc)
-			if err != nil {
-				return nil, err
-			}
-			rec := make([]byte, 0, 32+len(raw))
-			rec = append(append(rec, digest[:]...), raw...)
-			put(docKey(id.dt, id.name), rec)
-			for n := 1; n <= e.deltas; n++ {
-				del(deltaKey(id.dt, id.name, n))
-			}
-			e.base, e.deltas, e.dbytes = len(rec), 0, 0
-		}
-		if digest != e.digest {
+		ws = append(ws, out.writes...)
+		if out.digest != e.digest {
 			b, err := r.bucketsFor(id.dt)
 			if err != nil {
 				return nil, err
 			}
 			k := crdt.BucketOf(id.name)
 			b.d[k].Xor(crdt.DocTerm(id.name, e.digest))
-			b.d[k].Xor(crdt.DocTerm(id.name, digest))
+			b.d[k].Xor(crdt.DocTerm(id.name, out.digest))
 			b.dirty[k] = true
-			e.digest = digest
+			e.digest = out.digest
 		}
-		if len(touched) > 0 && !e.stale {
+		if out.touched && !e.stale {
 			// The dot index catches up lazily (refreshIndex): a document
 			// edited many times between serves is indexed once.
 			e.stale = true
 			r.stale[id] = e
-		}
-		// Only a change involving row removals can start or end a tombstone.
-		if removals || e.tomb {
-			if t := hasRowTombstone(e.doc); t != e.tomb {
-				if t {
-					put(tombKey(id.dt, id.name), nil)
-				} else {
-					del(tombKey(id.dt, id.name))
-				}
-				e.tomb = t
-			}
 		}
 		e.dirty = false
 		e.pinned = true
@@ -372,6 +317,96 @@ func (r *Replica) flush() ([]Write, error) {
 		out = append(out, w)
 	}
 	return out, nil
+}
+
+// docFlush is what flushing one document produced.
+type docFlush struct {
+	writes  []Write
+	digest  crdt.Digest // the document's new digest
+	touched bool        // a register changed
+	err     error
+}
+
+// flushDoc turns a dirty document's changes into its store writes. It
+// reads and updates only the entry itself, so documents can be flushed at
+// once on several cores.
+func flushDoc(e *docEntry) (out docFlush) {
+	id := e.id
+	put := func(k, v []byte) { out.writes = append(out.writes, Write{Key: k, Value: v}) }
+	del := func(k []byte) { out.writes = append(out.writes, Write{Key: k, Delete: true}) }
+	// The journal says which registers changed: rehash just those (the
+	// digest is the XOR of register terms), and their edits are the
+	// candidates for the dot index.
+	digest := e.digest
+	var touched []string
+	removals := false
+	for _, je := range e.doc.Journal() {
+		key, before := je.Key, je.Before
+		cur := e.doc.Register(key)
+		if crdt.SameWrites(before, cur) {
+			continue
+		}
+		touched = append(touched, key)
+		old, ok := e.terms[key]
+		if !ok {
+			old = crdt.RegisterTerm(id.name, key, before)
+		}
+		term := crdt.RegisterTerm(id.name, key, cur)
+		digest.Xor(old)
+		digest.Xor(term)
+		if before != nil { // a register edited again is not rehashed twice
+			if e.terms == nil {
+				e.terms = map[string]crdt.Digest{}
+			}
+			e.terms[key] = term
+		}
+		removals = removals || hasRemoval(before) || hasRemoval(cur)
+	}
+	e.doc.ResetJournal()
+	sort.Strings(touched)
+	out.digest, out.touched = digest, len(touched) > 0
+	switch {
+	case len(touched) == 0:
+	case e.doc.Empty():
+		del(docKey(id.dt, id.name))
+		for n := 1; n <= e.deltas; n++ {
+			del(deltaKey(id.dt, id.name, n))
+		}
+		e.base, e.deltas, e.dbytes = 0, 0, 0
+	default:
+		patch := crdt.EncodePatch(e.doc, touched)
+		if e.base > 0 && e.deltas < maxDeltas && e.dbytes+len(patch) < e.base {
+			// A small change: one small record, not the whole document.
+			e.deltas++
+			e.dbytes += 32 + len(patch)
+			put(deltaKey(id.dt, id.name, e.deltas), append(digest[:len(digest):len(digest)], patch...))
+			break
+		}
+		raw, err := crdt.EncodeDoc(e.doc)
+		if err != nil {
+			out.err = err
+			return out
+		}
+		rec := make([]byte, 0, 32+len(raw))
+		rec = append(append(rec, digest[:]...), raw...)
+		put(docKey(id.dt, id.name), rec)
+		for n := 1; n <= e.deltas; n++ {
+			del(deltaKey(id.dt, id.name, n))
+		}
+		e.base, e.deltas, e.dbytes = len(rec), 0, 0
+	}
+	// Only a change involving row removals can start or end a tombstone.
+	if removals || e.tomb {
+		if t := hasRowTombstone(e.doc); t != e.tomb {
+			if t {
+				put(tombKey(id.dt, id.name), nil)
+			} else {
+				del(tombKey(id.dt, id.name))
+			}
+			e.tomb = t
+		}
+	}
+	return out
 }
 
 func hasRemoval(sibs []crdt.Sibling) bool {
