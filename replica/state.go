@@ -354,7 +354,10 @@ func flushDoc(e *docEntry) (out docFlush) {
 		term := crdt.RegisterTerm(id.name, key, cur)
 		digest.Xor(old)
 		digest.Xor(term)
-		if before != nil { // a register edited again is not rehashed twice
+		// A register edited again is not rehashed twice. A new register
+		// (an Item's create writes dozens) is hashed again only if it is
+		// edited later; a cached term, though, must always stay current.
+		if ok || before != nil {
 			if e.terms == nil {
 				e.terms = map[string]crdt.Digest{}
 			}
