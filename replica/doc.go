@@ -7,7 +7,9 @@
 // (badger.go) is the one file set that imports Badger. No wall clock, no
 // global randomness, no goroutines, no network: time arrives through Tick,
 // randomness through Config.Rand, messages through Step, and everything the
-// caller must do comes out of Ready.
+// caller must do comes out of Ready. A driver that wants a Ready's
+// per-document hashing and encoding spread over cores passes a loop as
+// Config.Parallel; the output is identical either way.
 //
 // The driving loop (node and simulate both run exactly this):
 //
