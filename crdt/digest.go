@@ -12,6 +12,17 @@ type Digest [32]byte
 // different times on different sites, and a collected tombstone and an
 // uncollected one show the same document.
 func RegisterTerm(name, key string, sibs []Sibling) Digest {
+	var h TermHasher
+	return h.Term(name, key, sibs)
+}
+
+// TermHasher computes register terms reusing one buffer: hashing many
+// registers then allocates nothing. Its zero value is ready; it is not
+// safe for concurrent use.
+type TermHasher struct{ w cborWriter }
+
+// Term is RegisterTerm.
+func (h *TermHasher) Term(name, key string, sibs []Sibling) Digest {
 	removedOnly := true
 	for i := range sibs {
 		if sibs[i].Value.Kind != KindRemoved {
@@ -22,7 +33,8 @@ func RegisterTerm(name, key string, sibs []Sibling) Digest {
 	if removedOnly {
 		return Digest{}
 	}
-	w := cborWriter{b: make([]byte, 0, 64+len(name)+len(key)+64*len(sibs))}
+	w := &h.w
+	w.b = w.b[:0]
 	w.array(3)
 	w.text(name)
 	w.text(key)
@@ -34,7 +46,7 @@ func RegisterTerm(name, key string, sibs []Sibling) Digest {
 		w.uint(s.Dot.Seq)
 		w.uint(uint64(s.HLC))
 		w.uint(s.Gen)
-		writeCtxFull(&w, s.Ctx)
+		writeCtxFull(w, s.Ctx)
 		w.value(s.Value)
 	}
 	return sha256.Sum256(w.b)
@@ -45,8 +57,9 @@ func RegisterTerm(name, key string, sibs []Sibling) Digest {
 // holding the same writes of a document have equal digests.
 func (d *Doc) Digest() Digest {
 	var g Digest
+	var h TermHasher
 	for i := range d.Regs {
-		g.Xor(RegisterTerm(d.Name, d.Regs[i].Key, d.Regs[i].Sibs))
+		g.Xor(h.Term(d.Name, d.Regs[i].Key, d.Regs[i].Sibs))
 	}
 	return g
 }

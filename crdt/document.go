@@ -386,6 +386,17 @@ func (d *Doc) Write(dot Dot, hlc HLC, ops []Op) (*Doc, error) {
 		d.Regs = regs
 	}
 	cl := d.CausalLength()
+	// Registers left with the one new write get it from a slab: one
+	// allocation for the edit, not one per register (see one).
+	var docSlab, deltaSlab []Sibling
+	one := func(slab *[]Sibling, s Sibling) []Sibling {
+		if len(*slab) == cap(*slab) {
+			*slab = make([]Sibling, 0, len(ops))
+		}
+		*slab = append(*slab, s)
+		n := len(*slab)
+		return (*slab)[n-1 : n : n] // capacity 1: a later append copies
+	}
 	put := func(key string, gen uint64, v Value) {
 		r := d.regAt(key)
 		d.touch(r)
@@ -401,13 +412,18 @@ func (d *Doc) Write(dot Dot, hlc HLC, ops []Op) (*Doc, error) {
 		if i := r.find(dot); i >= 0 {
 			s.Ctx = r.Sibs[i].Ctx
 			r.Sibs[i] = s
+			r.prune(0)
+		} else if s.Ctx.coversAll(r.Sibs) {
+			r.Sibs = one(&docSlab, s) // what add and prune would leave
 		} else {
 			r.add(s)
+			r.prune(0)
 		}
-		r.prune(0)
 		dr := delta.regAt(key)
 		if i := dr.find(dot); i >= 0 {
 			dr.Sibs[i] = s
+		} else if len(dr.Sibs) == 0 {
+			dr.Sibs = one(&deltaSlab, s)
 		} else {
 			dr.add(s)
 		}

@@ -50,6 +50,16 @@ func (c Context) Covers(d Dot) bool {
 	return i < len(c) && c[i].Site == d.Site && c[i].Seq >= d.Seq
 }
 
+// coversAll reports whether the context includes every sibling's dot.
+func (c Context) coversAll(sibs []Sibling) bool {
+	for i := range sibs {
+		if !c.Covers(sibs[i].Dot) {
+			return false
+		}
+	}
+	return true
+}
+
 // Get returns the context's entry for a site (0 if absent).
 func (c Context) Get(s SiteID) uint64 {
 	i := sort.Search(len(c), func(i int) bool { return c[i].Site >= s })

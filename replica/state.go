@@ -340,6 +340,7 @@ func flushDoc(e *docEntry) (out docFlush) {
 	digest := e.digest
 	var touched []string
 	removals := false
+	var th crdt.TermHasher
 	for _, je := range e.doc.Journal() {
 		key, before := je.Key, je.Before
 		cur := e.doc.Register(key)
@@ -349,9 +350,9 @@ func flushDoc(e *docEntry) (out docFlush) {
 		touched = append(touched, key)
 		old, ok := e.terms[key]
 		if !ok {
-			old = crdt.RegisterTerm(id.name, key, before)
+			old = th.Term(id.name, key, before)
 		}
-		term := crdt.RegisterTerm(id.name, key, cur)
+		term := th.Term(id.name, key, cur)
 		digest.Xor(old)
 		digest.Xor(term)
 		// A register edited again is not rehashed twice. A new register
