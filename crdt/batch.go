@@ -243,11 +243,20 @@ func (b *Batch) SealWith(s Signer, par func(n int, f func(i int))) error {
 	if len(leaves) == 0 {
 		return fmt.Errorf("%w: no writes to seal", ErrInvalidBatch)
 	}
-	t := fullTree(leaves)
-	top, err := t.Root()
-	if err != nil {
-		return err
+	t := Tree{Leaves: uint32(len(leaves)), Nodes: make([]Node, len(leaves))}
+	nodes := func(c int) { // leaf nodes, 256 a chunk
+		for i := c * 256; i < min(len(leaves), (c+1)*256); i++ {
+			t.Nodes[i] = Node{Lo: uint32(i), Hi: uint32(i + 1), Hash: leafNode(leaves[i])}
+		}
 	}
+	if chunks := (len(leaves) + 255) / 256; par != nil && chunks > 1 {
+		par(chunks, nodes)
+	} else {
+		for c := 0; c < chunks; c++ {
+			nodes(c)
+		}
+	}
+	top := fullRoot(t.Nodes, par)
 	b.Sig, err = s.Sign(root(b.Origin, b.Doctype, b.First, b.Last, b.HLC, b.Deps, b.Version, t.Leaves, top))
 	b.sealed = &t
 	return err

@@ -381,3 +381,44 @@ func TestHLCIsMonotonicAndFollowsObservedTime(t *testing.T) {
 	}
 	_ = fmt.Sprint(a)
 }
+
+// Sealing through a parallel loop must sign the same root as sealing in
+// order, and receivers must verify it, whatever the number of writes.
+func TestSealWithParallelLoopSignsTheSame(t *testing.T) {
+	key := ed25519.NewKeyFromSeed(make([]byte, 32))
+	signer := Ed25519Signer{ID: "A", Key: key}
+	ring := KeyRing{"A": key.Public().(ed25519.PublicKey)}
+	// A loop that runs f out of order, as concurrent workers may.
+	reversed := func(n int, f func(int)) {
+		for i := n - 1; i >= 0; i-- {
+			f(i)
+		}
+	}
+	for _, docs := range []int{1, 2, 3, 100, 257, 1500} {
+		mk := func() *Batch {
+			b := &Batch{Origin: "A", Doctype: "Item", First: 1, Last: uint64(docs), HLC: MakeHLC(1000, 0)}
+			for i := range docs {
+				d := NewDoc("Item", fmt.Sprintf("ITEM-%05d", i))
+				if _, err := d.Write(Dot{Site: "A", Seq: uint64(i + 1)}, MakeHLC(1000, 0), []Op{
+					{Kind: OpCreate}, {Kind: OpSet, Field: "item_name", Value: Str("x")}}); err != nil {
+					t.Fatal(err)
+				}
+				b.Docs = append(b.Docs, d)
+			}
+			return b
+		}
+		a, p := mk(), mk()
+		if err := a.Seal(signer); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.SealWith(signer, reversed); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Sig, p.Sig) {
+			t.Fatalf("%d documents: signatures differ", docs)
+		}
+		if _, err := p.Verify(ring); err != nil {
+			t.Fatalf("%d documents: %v", docs, err)
+		}
+	}
+}

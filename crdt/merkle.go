@@ -68,6 +68,47 @@ func fullTree(leaves [][32]byte) Tree {
 	return t
 }
 
+// fullRoot is the root of a tree whose nodes are its leaves, all known, in
+// order: computed straight down, without looking nodes up. With par, the
+// subtrees a few levels down are hashed at once (see Batch.SealWith).
+func fullRoot(nodes []Node, par func(n int, f func(i int))) [32]byte {
+	var direct func(lo, hi uint32) [32]byte
+	direct = func(lo, hi uint32) [32]byte {
+		if hi-lo == 1 {
+			return nodes[lo].Hash
+		}
+		m := split(lo, hi)
+		return innerNode(direct(lo, m), direct(m, hi))
+	}
+	n := uint32(len(nodes))
+	if par == nil || n < 1024 {
+		return direct(0, n)
+	}
+	// Three levels down: up to eight subtrees, hashed through par, then
+	// the top of the tree from their hashes.
+	var parts [][2]uint32
+	var hashes [][32]byte
+	var walk func(lo, hi uint32, depth int, leaf func(lo, hi uint32) [32]byte) [32]byte
+	walk = func(lo, hi uint32, depth int, leaf func(lo, hi uint32) [32]byte) [32]byte {
+		if depth == 0 || hi-lo == 1 {
+			return leaf(lo, hi)
+		}
+		m := split(lo, hi)
+		return innerNode(walk(lo, m, depth-1, leaf), walk(m, hi, depth-1, leaf))
+	}
+	walk(0, n, 3, func(lo, hi uint32) [32]byte {
+		parts = append(parts, [2]uint32{lo, hi})
+		return [32]byte{}
+	})
+	hashes = make([][32]byte, len(parts))
+	par(len(parts), func(i int) { hashes[i] = direct(parts[i][0], parts[i][1]) })
+	next := 0
+	return walk(0, n, 3, func(uint32, uint32) [32]byte {
+		next++
+		return hashes[next-1]
+	})
+}
+
 func (t *Tree) find(lo, hi uint32) (int, bool) {
 	i := sort.Search(len(t.Nodes), func(i int) bool {
 		n := t.Nodes[i]
