@@ -38,6 +38,10 @@ type Scenario struct {
 	// other site). Large meshes cap it, as libp2p's connection manager
 	// does; edits then reach non-neighbours through anti-entropy.
 	Degree int `toml:"degree"`
+	// DocCache is how many decoded documents each site keeps (the rest are
+	// decoded from its store when needed): memory against speed, for runs
+	// with very many sites.
+	DocCache int `toml:"doc_cache"`
 	// ClockSkew is the largest offset of a site's clock from true time;
 	// each site draws its own offset uniformly in [-ClockSkew, ClockSkew].
 	ClockSkew Duration `toml:"clock_skew"`
@@ -239,6 +243,9 @@ func (sc *Scenario) Validate() error {
 	}
 	if sc.Duration < 0 || sc.Tick <= 0 || sc.Sample <= 0 || sc.SyncInterval <= 0 || sc.Liveness <= 0 {
 		bad("duration must be ≥ 0 and tick, sample, sync_interval and liveness positive")
+	}
+	if sc.DocCache < 0 {
+		bad("doc_cache must not be negative (0: the default, 256)")
 	}
 	if sc.Degree < 0 {
 		bad("degree must not be negative")

@@ -230,6 +230,9 @@ func (s *Sim) start(st *site) error {
 		SyncIntervalMs: ms(s.sc.SyncInterval) / 1000, SyncFanout: s.sc.SyncFanout,
 		DocCacheSize: 256, MaxBuffered: 1024,
 	}
+	if s.sc.DocCache > 0 {
+		cfg.DocCacheSize = s.sc.DocCache
+	}
 	if s.opt.Verify {
 		cfg.Signer, cfg.Verifier = s.signer(st), s.keyring()
 	}
@@ -444,7 +447,7 @@ func (s *Sim) size(m *replica.Message) int {
 			n += len(raw)
 		}
 	}
-	if len(s.sizeCache) > 1<<16 {
+	if len(s.sizeCache) > 1<<10 { // the batches of the pushes being sent: keep few alive
 		s.sizeCache = map[*crdt.Batch]int{}
 	}
 	return n
