@@ -47,6 +47,8 @@ func OpenBadger(dir string, o BadgerOptions) (*BadgerStore, error) {
 		// overwritten versions without value-log garbage collection.
 		WithValueThreshold(64 << 10).
 		WithNumCompactors(2).
+		// One writer (the driver persisting Readies): nothing to detect.
+		WithDetectConflicts(false).
 		WithLogger(badgerLogger{o.Logger})
 	if o.InMemory {
 		opts = opts.WithDir("").WithValueDir("")
@@ -115,7 +117,7 @@ func (s *BadgerStore) Apply(ws []Write) error {
 			err = txn.Set(w.Key, w.Value)
 		}
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			return fmt.Errorf("replica: one Ready holds more than a Badger transaction can (%d writes); lower MaxReadyBytes: %w", len(ws), err)
+			return fmt.Errorf("replica: one Ready holds more than a Badger transaction can (%d writes); call Ready after fewer edits or messages (the node cuts one at 1,500 changed documents): %w", len(ws), err)
 		}
 		if err != nil {
 			return fmt.Errorf("replica: store write: %w", err)
