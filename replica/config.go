@@ -70,9 +70,10 @@ type Config struct {
 	// whole, so a document that becomes visible arrives complete.
 	// Default: no filter.
 	Filter func(peer crdt.SiteID, doctype string) func(d *crdt.Doc) bool
-	// History is how many past writes of each document are kept for
-	// `meridian doc history` (a ring per document: the store stays
-	// bounded). Default: 0, none.
+	// History is how many past writes of each document History returns,
+	// for `meridian doc history`. The store keeps a ring of History records
+	// per document, each the writes one Ready brought, so it stays bounded.
+	// Default: 0, none.
 	History int
 	// TombstoneGCIntervalMs is how often removed-row tombstones that every
 	// known consumer acknowledged are collected. Default: 60 s.

@@ -29,7 +29,11 @@ func (h *HistoryEntry) Value() crdt.Value {
 }
 
 var historyEnc, _ = cbor.CoreDetEncOptions().EncMode()
-var historyDec = mustDecMode(cbor.DecOptions{MaxArrayElements: 16, MaxNestedLevels: 4})
+var historyDec = mustDecMode(cbor.DecOptions{MaxArrayElements: maxHistoryRecord, MaxNestedLevels: 4})
+
+// maxHistoryRecord bounds the entries of one stored history record (the
+// writes one Ready brought to one document).
+const maxHistoryRecord = 1 << 16
 
 func mustDecMode(o cbor.DecOptions) cbor.DecMode {
 	dm, err := o.DecMode()
@@ -39,9 +43,13 @@ func mustDecMode(o cbor.DecOptions) cbor.DecMode {
 	return dm
 }
 
-// History keys: 'h' NUL doctype NUL name NUL slot(2 bytes) holds an entry;
-// 'h' NUL doctype NUL name holds the document's entry counter. Slots are a
-// ring of Config.History entries, so the history of a document is bounded.
+// History keys: 'h' NUL doctype NUL name NUL slot(2 bytes) holds a record,
+// the entries one Ready brought to the document (a CBOR array of entries;
+// stores written before records held one entry each, which still reads);
+// 'h' NUL doctype NUL name holds the document's counters: entries, then
+// records (8 bytes each; an older store has only the first). Slots are a
+// ring of Config.History records, so the history of a document is bounded,
+// and one key is written per document and Ready, not one per write.
 func histCountKey(dt, name string) []byte { return key('h', dt, name) }
 func histKey(dt, name string, slot uint64) []byte {
 	return binary.BigEndian.AppendUint16(append(histCountKey(dt, name), sepByte), uint16(slot))
@@ -60,7 +68,8 @@ func (r *Replica) noteHistory(e *docEntry, delta *crdt.Doc) {
 	}
 }
 
-// flushHistory turns a document's new history entries into store writes.
+// flushHistory turns a document's new history entries into store writes:
+// one record in the next slot of the ring, and the counters.
 func (r *Replica) flushHistory(e *docEntry, put func(k, v []byte)) error {
 	if len(e.hist) == 0 {
 		return nil
@@ -70,24 +79,47 @@ func (r *Replica) flushHistory(e *docEntry, put func(k, v []byte)) error {
 		if err != nil {
 			return err
 		}
-		if len(raw) == 8 {
+		switch len(raw) {
+		case 16:
+			e.histN, e.histR = binary.BigEndian.Uint64(raw), binary.BigEndian.Uint64(raw[8:])
+		case 8: // one entry per record so far
 			e.histN = binary.BigEndian.Uint64(raw)
+			e.histR = e.histN
 		}
 		e.histLoaded = true
 	}
-	size := uint64(r.cfg.History)
 	for i := range e.hist {
 		e.hist[i].Order = e.histN
-		raw, err := historyEnc.Marshal(&e.hist[i])
+		e.histN++
+	}
+	for len(e.hist) > 0 {
+		n := min(len(e.hist), maxHistoryRecord)
+		raw, err := historyEnc.Marshal(e.hist[:n])
 		if err != nil {
 			return err
 		}
-		put(histKey(e.id.dt, e.id.name, e.histN%size), raw)
-		e.histN++
+		put(histKey(e.id.dt, e.id.name, e.histR%uint64(r.cfg.History)), raw)
+		e.histR++
+		e.hist = e.hist[n:]
 	}
-	put(histCountKey(e.id.dt, e.id.name), binary.BigEndian.AppendUint64(nil, e.histN))
+	put(histCountKey(e.id.dt, e.id.name), binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, e.histN), e.histR))
 	e.hist = nil
 	return nil
+}
+
+// decodeHistoryRecord reads a stored history record: a list of entries, or
+// the single entry an older store kept per slot.
+func decodeHistoryRecord(v []byte) ([]HistoryEntry, error) {
+	var list []HistoryEntry
+	err := historyDec.Unmarshal(v, &list)
+	if err == nil {
+		return list, nil
+	}
+	var one HistoryEntry
+	if historyDec.Unmarshal(v, &one) == nil {
+		return []HistoryEntry{one}, nil
+	}
+	return nil, err
 }
 
 // History returns the writes a document received, oldest first (at most
@@ -99,12 +131,12 @@ func (r *Replica) History(dt, name string) ([]HistoryEntry, error) {
 	var out []HistoryEntry
 	var bad error
 	err := r.store.Scan(append(histCountKey(dt, name), sepByte), nil, func(k, v []byte) bool {
-		var h HistoryEntry
-		if bad = historyDec.Unmarshal(v, &h); bad != nil {
-			bad = fmt.Errorf("replica: history entry %q: %w", k, bad)
+		hs, err := decodeHistoryRecord(v)
+		if err != nil {
+			bad = fmt.Errorf("replica: history record %q: %w", k, err)
 			return false
 		}
-		out = append(out, h)
+		out = append(out, hs...)
 		return true
 	})
 	if err == nil {
@@ -123,5 +155,8 @@ func (r *Replica) History(dt, name string) ([]HistoryEntry, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Order < out[j].Order })
+	if len(out) > r.cfg.History { // records hold several entries: the last History of them
+		out = out[len(out)-r.cfg.History:]
+	}
 	return out, nil
 }

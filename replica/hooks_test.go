@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -240,5 +242,58 @@ func TestHistoryRecordsWritesBounded(t *testing.T) {
 	}
 	if len(h) != 8 || h[7].Value() != crdt.Str("v19") || h[0].Value() != crdt.Str("v12") {
 		t.Fatalf("after 20 more writes and a restart: %d entries, last %v, first %v", len(h), h[len(h)-1].Value(), h[0].Value())
+	}
+}
+
+// One Ready writes one history record per document, however many fields
+// the edits wrote; entries a store kept one per slot, as older versions
+// wrote them, still read, in order, after which new records follow.
+func TestHistoryRecordsAreOnePerDocumentAndReady(t *testing.T) {
+	store := NewMemStore()
+	old, err := historyEnc.Marshal(&HistoryEntry{HLC: 1, Site: "Z", Seq: 1, Key: "item_name", Kind: uint8(crdt.KindStr), Str: "from an older store", Order: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Apply([]Write{
+		{Key: histKey("Item", "I1", 0), Value: old},
+		{Key: histCountKey("Item", "I1"), Value: binary.BigEndian.AppendUint64(nil, 1)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, store, "A", func(c *Config) { c.History = 6 })
+	d.propose("I1", crdt.Op{Kind: crdt.OpCreate},
+		crdt.Op{Kind: crdt.OpSet, Field: "item_name", Value: crdt.Str("new")},
+		crdt.Op{Kind: crdt.OpSet, Field: "stock_uom", Value: crdt.Str("Nos")},
+		crdt.Op{Kind: crdt.OpSet, Field: "brand", Value: crdt.Str("Acme")})
+	rd := d.cycle()
+	records := 0
+	for _, w := range rd.Writes {
+		if bytes.HasPrefix(w.Key, append(histCountKey("Item", "I1"), sepByte)) {
+			records++
+		}
+	}
+	if records != 1 {
+		t.Fatalf("one Ready wrote %d history records for one document; want 1", records)
+	}
+	h, err := d.r.History("Item", "I1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range h {
+		got = append(got, e.Key+"="+e.Value().Str)
+	}
+	want := "item_name=from an older store " + crdt.LifeKey + "= brand=Acme item_name=new stock_uom=Nos"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("history %q\nwant    %q", strings.Join(got, " "), want)
+	}
+	// Bounded: the last six writes once more records come.
+	for i := range 5 {
+		d.propose("I1", crdt.Op{Kind: crdt.OpSet, Field: "item_name", Value: crdt.Str(fmt.Sprint(i))},
+			crdt.Op{Kind: crdt.OpSet, Field: "brand", Value: crdt.Str(fmt.Sprint(i))})
+		d.cycle()
+	}
+	if h, _ = d.r.History("Item", "I1"); len(h) != 6 || h[5].Value().Str != "4" {
+		t.Fatalf("after five more edits: %d entries, last %v", len(h), h[len(h)-1].Value())
 	}
 }

@@ -28,6 +28,7 @@ type docEntry struct {
 
 	hist       []HistoryEntry // writes received since the last Ready (Config.History > 0)
 	histN      uint64         // history entries stored so far
+	histR      uint64         // history records stored so far (the ring's cursor)
 	histLoaded bool           // histN read from the store
 }
 
