@@ -3,6 +3,7 @@ package replica
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/fxamacker/cbor/v2"
@@ -60,6 +61,11 @@ func (r *Replica) noteHistory(e *docEntry, delta *crdt.Doc) {
 	if r.cfg.History <= 0 || delta == nil {
 		return
 	}
+	n := 0
+	for i := range delta.Regs {
+		n += len(delta.Regs[i].Sibs)
+	}
+	e.hist = slices.Grow(e.hist, n)
 	for i := range delta.Regs {
 		for _, s := range delta.Regs[i].Sibs {
 			e.hist = append(e.hist, HistoryEntry{HLC: uint64(s.HLC), Site: string(s.Dot.Site), Seq: s.Dot.Seq, Key: delta.Regs[i].Key,
