@@ -243,6 +243,15 @@ func (b *Batch) SealWith(s Signer, par func(n int, f func(i int))) error {
 	if len(leaves) == 0 {
 		return fmt.Errorf("%w: no writes to seal", ErrInvalidBatch)
 	}
+	t, top := buildFull(leaves, par)
+	b.Sig, err = s.Sign(root(b.Origin, b.Doctype, b.First, b.Last, b.HLC, b.Deps, b.Version, t.Leaves, top))
+	b.sealed = &t
+	return err
+}
+
+// buildFull is the tree of a batch whose leaves are all known, and its
+// root; with par, the leaf nodes and the top subtrees are hashed through it.
+func buildFull(leaves [][32]byte, par func(n int, f func(i int))) (Tree, [32]byte) {
 	t := Tree{Leaves: uint32(len(leaves)), Nodes: make([]Node, len(leaves))}
 	nodes := func(c int) { // leaf nodes, 256 a chunk
 		for i := c * 256; i < min(len(leaves), (c+1)*256); i++ {
@@ -256,16 +265,17 @@ func (b *Batch) SealWith(s Signer, par func(n int, f func(i int))) error {
 			nodes(c)
 		}
 	}
-	top := fullRoot(t.Nodes, par)
-	b.Sig, err = s.Sign(root(b.Origin, b.Doctype, b.First, b.Last, b.HLC, b.Deps, b.Version, t.Leaves, top))
-	b.sealed = &t
-	return err
+	return t, fullRoot(t.Nodes, par)
 }
 
 // Tree computes the signed root of the batch and the tree it learns from
 // the carried writes (and proof). It fails if a write does not belong.
-func (b *Batch) Tree() ([]byte, Tree, error) {
-	leaves, err := b.carriedLeaves()
+func (b *Batch) Tree() ([]byte, Tree, error) { return b.TreeWith(nil) }
+
+// TreeWith is Tree with the hashing of a full batch done through par (see
+// SealWith).
+func (b *Batch) TreeWith(par func(n int, f func(i int))) ([]byte, Tree, error) {
+	leaves, err := b.leavesWith(par)
 	if err != nil {
 		return nil, Tree{}, err
 	}
@@ -275,10 +285,7 @@ func (b *Batch) Tree() ([]byte, Tree, error) {
 		if len(leaves) == 0 {
 			return nil, t, fmt.Errorf("%w: a full batch without writes", ErrInvalidBatch)
 		}
-		t = fullTree(leaves)
-		if top, err = t.Root(); err != nil {
-			return nil, t, err
-		}
+		t, top = buildFull(leaves, par)
 	} else if top, t, err = verifyProof(b.Proof, leaves); err != nil {
 		return nil, t, fmt.Errorf("%w: %v (altered in transit?)", ErrBadSignature, err)
 	}

@@ -420,5 +420,10 @@ func TestSealWithParallelLoopSignsTheSame(t *testing.T) {
 		if _, err := p.Verify(ring); err != nil {
 			t.Fatalf("%d documents: %v", docs, err)
 		}
+		r1, t1, err1 := a.Tree()
+		r2, t2, err2 := a.TreeWith(reversed)
+		if err1 != nil || err2 != nil || !bytes.Equal(r1, r2) || len(t1.Nodes) != len(t2.Nodes) || t1.Nodes[len(t1.Nodes)-1] != t2.Nodes[len(t2.Nodes)-1] {
+			t.Fatalf("%d documents: the receiver's tree differs through a parallel loop (%v, %v)", docs, err1, err2)
+		}
 	}
 }

@@ -63,7 +63,7 @@ func (r *Replica) verify(from crdt.SiteID, b *crdt.Batch) (*crdt.Header, error) 
 	if crdt.SkipsIntegrity(r.cfg.Verifier) {
 		return &crdt.Header{First: b.First, Last: b.Last, HLC: b.HLC, Deps: b.Deps, Sig: b.Sig}, nil
 	}
-	root, tree, err := b.Tree()
+	root, tree, err := b.TreeWith(r.cfg.Parallel)
 	if err != nil {
 		return reject(err)
 	}
