@@ -379,9 +379,15 @@ func (d *Doc) Write(dot Dot, hlc HLC, ops []Op) (*Doc, error) {
 	}
 	// One register per op, plus the life and row-presence registers a
 	// create or a new row adds: sized once, not grown op by op.
-	delta := &Doc{Doctype: d.Doctype, Name: d.Name, Regs: make([]Register, 0, len(ops)+1)}
-	if room := cap(d.Regs) - len(d.Regs); room < len(ops)+1 && len(ops) > 4 {
-		regs := make([]Register, len(d.Regs), len(d.Regs)+len(ops)+1)
+	need := len(ops) + 1
+	for i := range ops {
+		if ops[i].Table != "" {
+			need++ // a row's presence register
+		}
+	}
+	delta := &Doc{Doctype: d.Doctype, Name: d.Name, Regs: make([]Register, 0, need)}
+	if room := cap(d.Regs) - len(d.Regs); room < need && len(ops) > 4 {
+		regs := make([]Register, len(d.Regs), len(d.Regs)+need)
 		copy(regs, d.Regs)
 		d.Regs = regs
 	}
