@@ -287,6 +287,7 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 	headers := map[crdt.Dot]*crdt.Header{}
 	for _, rg := range ranges {
 		cur := Message{Type: MsgServe, To: to, Doctype: dt}
+		curSize := cur.Size() // kept as batches are added: Size walks every write
 		lo := rg.Lo
 		var refs []dotRef
 		var scanErr error
@@ -294,6 +295,7 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 			cur.Covers = []crdt.Range{{Site: rg.Site, Lo: lo, Hi: hi}}
 			r.outbox = append(r.outbox, cur)
 			cur = Message{Type: MsgServe, To: to, Doctype: dt}
+			curSize = cur.Size()
 			lo = hi + 1
 		}
 		// put adds the writes of part (dots up to hi) to the message,
@@ -310,10 +312,10 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 			for _, b := range batches {
 				size += batchSize(b)
 			}
-			if len(cur.Batches) > 0 && cur.Size()+size > r.cfg.MaxMessageBytes && len(part) > 0 && part[0].seq > lo {
+			if len(cur.Batches) > 0 && curSize+size > r.cfg.MaxMessageBytes && len(part) > 0 && part[0].seq > lo {
 				send(part[0].seq - 1) // what the message holds goes out first
 			}
-			if len(part) > 1 && cur.Size()+size > r.cfg.MaxMessageBytes {
+			if len(part) > 1 && curSize+size > r.cfg.MaxMessageBytes {
 				mid := len(part) / 2
 				if err := put(part[:mid], part[mid].seq-1, false); err != nil {
 					return err
@@ -321,10 +323,11 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 				return put(part[mid:], hi, last)
 			}
 			cur.Batches = append(cur.Batches, batches...)
+			curSize += size
 			if lo > hi {
 				return nil // everything up to hi went out already
 			}
-			if cur.Size() >= r.cfg.MaxMessageBytes || last {
+			if curSize >= r.cfg.MaxMessageBytes || last {
 				send(hi)
 			}
 			return nil
