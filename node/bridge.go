@@ -640,6 +640,7 @@ func (b *siteBridge) propose(ctx context.Context, dt string, caps []bridge.Captu
 			dot, err := r.Propose(replica.Proposal{Doctype: dt, Name: c.Name, Ops: ops})
 			if err != nil {
 				b.n.log.Warn("bridge: a local change could not enter the mesh", "doctype", dt, "name", c.Name, "by", c.ModifiedBy, "err", err)
+				b.n.met.events.WithLabelValues("capture_refused").Inc()
 				continue
 			}
 			edits = append(edits, replica.Edit{Doctype: dt, Dot: dot})
