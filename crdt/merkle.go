@@ -59,18 +59,10 @@ func split(lo, hi uint32) uint32 {
 	return lo + k
 }
 
-// fullTree is the tree of a batch whose leaves are all known.
-func fullTree(leaves [][32]byte) Tree {
-	t := Tree{Leaves: uint32(len(leaves)), Nodes: make([]Node, len(leaves))}
-	for i, l := range leaves {
-		t.Nodes[i] = Node{Lo: uint32(i), Hi: uint32(i + 1), Hash: leafNode(l)}
-	}
-	return t
-}
-
 // fullRoot is the root of a tree whose nodes are its leaves, all known, in
 // order: computed straight down, without looking nodes up. With par, the
-// subtrees a few levels down are hashed at once (see Batch.SealWith).
+// (up to eight) subtrees three levels down are hashed at once, then the
+// top of the tree from their hashes (see Batch.SealWith).
 func fullRoot(nodes []Node, par func(n int, f func(i int))) [32]byte {
 	var direct func(lo, hi uint32) [32]byte
 	direct = func(lo, hi uint32) [32]byte {
@@ -84,29 +76,32 @@ func fullRoot(nodes []Node, par func(n int, f func(i int))) [32]byte {
 	if par == nil || n < 1024 {
 		return direct(0, n)
 	}
-	// Three levels down: up to eight subtrees, hashed through par, then
-	// the top of the tree from their hashes.
-	var parts [][2]uint32
-	var hashes [][32]byte
-	var walk func(lo, hi uint32, depth int, leaf func(lo, hi uint32) [32]byte) [32]byte
-	walk = func(lo, hi uint32, depth int, leaf func(lo, hi uint32) [32]byte) [32]byte {
-		if depth == 0 || hi-lo == 1 {
-			return leaf(lo, hi)
+	const depth = 3
+	var parts [][2]uint32 // the subtrees at depth, left to right
+	var cut func(lo, hi uint32, d int)
+	cut = func(lo, hi uint32, d int) {
+		if d == 0 || hi-lo == 1 {
+			parts = append(parts, [2]uint32{lo, hi})
+			return
 		}
 		m := split(lo, hi)
-		return innerNode(walk(lo, m, depth-1, leaf), walk(m, hi, depth-1, leaf))
+		cut(lo, m, d-1)
+		cut(m, hi, d-1)
 	}
-	walk(0, n, 3, func(lo, hi uint32) [32]byte {
-		parts = append(parts, [2]uint32{lo, hi})
-		return [32]byte{}
-	})
-	hashes = make([][32]byte, len(parts))
+	cut(0, n, depth)
+	hashes := make([][32]byte, len(parts))
 	par(len(parts), func(i int) { hashes[i] = direct(parts[i][0], parts[i][1]) })
 	next := 0
-	return walk(0, n, 3, func(uint32, uint32) [32]byte {
-		next++
-		return hashes[next-1]
-	})
+	var top func(lo, hi uint32, d int) [32]byte
+	top = func(lo, hi uint32, d int) [32]byte {
+		if d == 0 || hi-lo == 1 {
+			next++
+			return hashes[next-1]
+		}
+		m := split(lo, hi)
+		return innerNode(top(lo, m, d-1), top(m, hi, d-1))
+	}
+	return top(0, n, depth)
 }
 
 func (t *Tree) find(lo, hi uint32) (int, bool) {
