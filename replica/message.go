@@ -77,12 +77,19 @@ type DoctypeVV struct {
 
 // Size estimates the encoded size of a message, for splitting responses.
 func (m *Message) Size() int {
-	n := 16 + len(m.Doctype) + 40*(len(m.Covers)+len(m.Ranges)) + 80*len(m.Sums)
-	for _, b := range m.Batches {
-		n += batchSize(b)
-	}
+	n := 16 + len(m.Doctype) + 40*(len(m.Covers)+len(m.Ranges)) + 80*len(m.Sums) + batchesSize(m.Batches)
 	for _, v := range m.VVs {
 		n += len(v.Doctype) + 64*len(v.VV)
+	}
+	return n
+}
+
+// batchesSize is the estimated size of batches; a message being filled
+// keeps it as a running total (Size walks every write).
+func batchesSize(bs []*crdt.Batch) int {
+	n := 0
+	for _, b := range bs {
+		n += batchSize(b)
 	}
 	return n
 }

@@ -429,3 +429,41 @@ func TestLargeWritesTravelInBoundedMessages(t *testing.T) {
 	}
 	t.Logf("largest message %d bytes (bound %d)", n.maxMsg, bound)
 }
+
+// Documents that become visible to a filtered peer travel whole; large ones
+// must still go out in messages within the bound.
+func TestWholeDocumentsForAFilteredPeerStayWithinTheBound(t *testing.T) {
+	const bound = 64 << 10
+	acme := func(d *crdt.Doc) bool { return d.View().Fields["brand"] == crdt.Str("Acme") }
+	n := newTestNet(t)
+	n.cfg = func(c *Config) {
+		c.MaxMessageBytes = bound
+		c.Filter = func(peer crdt.SiteID, dt string) func(*crdt.Doc) bool {
+			if peer == "C" {
+				return acme
+			}
+			return nil
+		}
+	}
+	n.add("A")
+	n.add("C")
+	n.connect("A", "C")
+	big := strings.Repeat("x", 20<<10)
+	for i := range 10 {
+		n.put("A", "Item", fmt.Sprintf("ITEM-%02d", i), "description="+big, "brand=Other")
+		n.stabilize()
+	}
+	n.maxMsg = 0
+	for i := range 10 { // all ten become visible to C in one Ready: 200 KiB of documents
+		n.put("A", "Item", fmt.Sprintf("ITEM-%02d", i), "brand=Acme")
+	}
+	n.stabilize()
+	for i := range 10 {
+		if d, _ := n.nodes["C"].r.Doc("Item", fmt.Sprintf("ITEM-%02d", i)); d.View().Fields["description"] != crdt.Str(big) {
+			t.Fatalf("ITEM-%02d did not reach C whole", i)
+		}
+	}
+	if n.maxMsg > bound {
+		t.Fatalf("largest message %d bytes, bound %d", n.maxMsg, bound)
+	}
+}

@@ -773,6 +773,7 @@ func (r *Replica) filterFor(peer crdt.SiteID, dt string) func(*crdt.Doc) bool {
 // that just became visible arrives complete.
 func (r *Replica) pushVisible(peer crdt.SiteID, b *crdt.Batch, f func(*crdt.Doc) bool) error {
 	m := Message{Type: MsgDocs, To: peer, Doctype: b.Doctype}
+	mSize := m.Size() // a running total, as documents are added
 	for _, d := range b.Docs {
 		e, err := r.load(b.Doctype, d.Name)
 		if err != nil {
@@ -785,15 +786,14 @@ func (r *Replica) pushVisible(peer crdt.SiteID, b *crdt.Batch, f func(*crdt.Doc)
 		if err != nil {
 			return err
 		}
-		size := 0
-		for _, b := range batches {
-			size += batchSize(b)
-		}
-		if len(m.Batches) > 0 && m.Size()+size > r.cfg.MaxMessageBytes {
+		size := batchesSize(batches)
+		if len(m.Batches) > 0 && mSize+size > r.cfg.MaxMessageBytes {
 			r.outbox = append(r.outbox, m) // documents travel whole, in bounded messages
 			m = Message{Type: MsgDocs, To: peer, Doctype: b.Doctype}
+			mSize = m.Size()
 		}
 		m.Batches = append(m.Batches, batches...)
+		mSize += size
 	}
 	if len(m.Batches) > 0 {
 		r.outbox = append(r.outbox, m)

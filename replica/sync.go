@@ -287,7 +287,7 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 	headers := map[crdt.Dot]*crdt.Header{}
 	for _, rg := range ranges {
 		cur := Message{Type: MsgServe, To: to, Doctype: dt}
-		curSize := cur.Size() // kept as batches are added: Size walks every write
+		curSize := cur.Size() // a running total, as batches are added
 		lo := rg.Lo
 		var refs []dotRef
 		var scanErr error
@@ -308,10 +308,7 @@ func (r *Replica) serveRanges(to crdt.SiteID, dt string, ranges []crdt.Range) er
 			if err != nil {
 				return err
 			}
-			size := 0
-			for _, b := range batches {
-				size += batchSize(b)
-			}
+			size := batchesSize(batches)
 			if len(cur.Batches) > 0 && curSize+size > r.cfg.MaxMessageBytes && len(part) > 0 && part[0].seq > lo {
 				send(part[0].seq - 1) // what the message holds goes out first
 			}
