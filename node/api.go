@@ -349,14 +349,8 @@ func (n *Node) write(w http.ResponseWriter, r *http.Request, dt, name string, cr
 		return []replica.Edit{{Doctype: dt, Dot: dot}}, nil
 	})
 	if err != nil {
-		if status == http.StatusOK {
-			status = http.StatusBadRequest
-		}
-		if errors.Is(err, replica.ErrTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		if denied(err) {
-			status = http.StatusForbidden
+		status = editStatus(err, status)
+		if status == http.StatusForbidden {
 			err = fmt.Errorf("this site may not write %s: %v (the authority grants it with `meridian authority grant %s %s --write`)", dt, err, n.site, dt)
 		}
 		writeErr(w, status, err)
@@ -409,16 +403,24 @@ func (n *Node) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return []replica.Edit{{Doctype: dt, Dot: dot}}, nil
 	})
 	if err != nil {
-		if status == http.StatusOK {
-			status = http.StatusBadRequest
-		}
-		if denied(err) {
-			status = http.StatusForbidden
-		}
-		writeErr(w, status, err)
+		writeErr(w, editStatus(err, status), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"message": "ok"})
+}
+
+// editStatus is the HTTP status for an edit the node refused: the grants
+// (403), its size (413), or what the handler found (status), else 400.
+func editStatus(err error, status int) int {
+	switch {
+	case denied(err):
+		return http.StatusForbidden
+	case errors.Is(err, replica.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case status != http.StatusOK:
+		return status
+	}
+	return http.StatusBadRequest
 }
 
 // ConflictJSON is one conflict in API responses.
@@ -577,13 +579,7 @@ func (n *Node) handleResolve(w http.ResponseWriter, r *http.Request) {
 		return []replica.Edit{{Doctype: req.Doctype, Dot: dot}}, nil
 	})
 	if err != nil {
-		if status == http.StatusOK {
-			status = http.StatusBadRequest
-		}
-		if denied(err) {
-			status = http.StatusForbidden
-		}
-		writeErr(w, status, err)
+		writeErr(w, editStatus(err, status), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"message": "resolved; the value dominates every concurrent write and reaches every site"})

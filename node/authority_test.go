@@ -2,6 +2,8 @@ package node
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +236,23 @@ func TestConsumersStatusAndBehind(t *testing.T) {
 	}
 	if c := by[r]; c.Status != "read" || c.Where != `doc.x == 1` || c.Version != 2 || c.Behind != 3 || c.LastSeen == 0 {
 		t.Fatalf("a reporting reader: %+v (want 3 behind: it reported 7 of this site's 10)", c)
+	}
+}
+
+// A refused edit answers with the status that says why.
+func TestEditStatusSaysWhyAnEditWasRefused(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		preset int
+		want   int
+	}{
+		{fmt.Errorf("x: %w", replica.ErrTooLarge), http.StatusOK, http.StatusRequestEntityTooLarge},
+		{fmt.Errorf("x: %w", ErrReadOnly), http.StatusOK, http.StatusForbidden},
+		{errors.New("Item X already exists"), http.StatusConflict, http.StatusConflict},
+		{errors.New("bad value"), http.StatusOK, http.StatusBadRequest},
+	} {
+		if got := editStatus(c.err, c.preset); got != c.want {
+			t.Errorf("%v (handler said %d): %d, want %d", c.err, c.preset, got, c.want)
+		}
 	}
 }
