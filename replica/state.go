@@ -194,27 +194,24 @@ func (r *Replica) flush() ([]Write, error) {
 	for _, k := range r.sweepDeletes {
 		del(k)
 	}
-	ids := make([]docID, 0, len(r.dirty))
-	for id := range r.dirty {
-		ids = append(ids, id)
+	entries := make([]*docEntry, 0, len(r.dirty))
+	for _, e := range r.dirty {
+		entries = append(entries, e)
 	}
-	sort.Slice(ids, func(i, j int) bool {
-		if ids[i].dt != ids[j].dt {
-			return ids[i].dt < ids[j].dt
+	sort.Slice(entries, func(i, j int) bool {
+		a, b := entries[i].id, entries[j].id
+		if a.dt != b.dt {
+			return a.dt < b.dt
 		}
-		return ids[i].name < ids[j].name
+		return a.name < b.name
 	})
 	// Per document, the work that touches nothing shared (register digests,
 	// the encoded record) runs through Config.Parallel; its results are
 	// then applied in order, so the writes are the same either way.
-	outs := make([]docFlush, len(ids))
-	entries := make([]*docEntry, len(ids))
-	for i, id := range ids {
-		entries[i] = r.dirty[id]
-	}
-	r.parallel(len(ids), func(i int) { outs[i] = flushDoc(entries[i]) })
-	for i, id := range ids {
-		e, out := entries[i], &outs[i]
+	outs := make([]docFlush, len(entries))
+	r.parallel(len(entries), func(i int) { outs[i] = flushDoc(entries[i]) })
+	for i, e := range entries {
+		id, out := e.id, &outs[i]
 		if out.err != nil {
 			return nil, out.err
 		}
