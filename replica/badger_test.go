@@ -295,9 +295,8 @@ func TestKeptDigestsMatchContent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.digest != e.doc.Digest() {
-			d1 := e.doc.Digest()
-			t.Fatalf("after step %d the kept digest %x differs from the content's %x", i+1, e.digest[:6], d1[:6])
+		if content := e.doc.Digest(); e.digest != content {
+			t.Fatalf("after step %d the kept digest %x differs from the content's %x", i+1, e.digest[:6], content[:6])
 		}
 	}
 }
