@@ -212,8 +212,11 @@ func (n *Node) authChanged() {
 				n.r.AddPeer(id)
 			}
 		} else if n.syncing(id) {
+			// Like any site not admitted: it reconnects shortly and
+			// learns from the handshake why (its last grant revoked, or
+			// expelled), and is dialled back if admitted again.
 			n.r.RemovePeer(id)
-			n.host.DisconnectFor(p, "the authority no longer admits this site", 30*time.Second)
+			n.cutOff(p, "the authority no longer admits this site")
 		}
 	}
 	for id := range n.refused {
@@ -300,15 +303,26 @@ func (n *Node) takeHandshake(ctx context.Context, id crdt.SiteID, h *handshake) 
 // handshake, for a short while (it comes back on its own, or is dialled
 // when the authority admits it).
 func (n *Node) refuse(p peer.ID) {
-	id := crdt.SiteID(p.String())
 	_ = n.do(context.Background(), func(*replica.Replica) error {
-		n.refused[id] = true
+		n.cutOff(p, "not admitted by the authority (subscription requests taken)")
 		return nil
 	})
 	n.log.Info("site not admitted by the authority: handshake only", "peer", p.String())
+}
+
+// refuseFor is how long a site the authority does not admit is refused
+// after each handshake (docs/protocol.md §11.3).
+const refuseFor = 5 * time.Second
+
+// cutOff (loop goroutine) closes the connection of a site the authority
+// does not admit about 0.5 s later, when its handshake has been answered,
+// refuses it for refuseFor, and remembers it, to dial it back once admitted.
+func (n *Node) cutOff(p peer.ID, reason string) {
+	id := crdt.SiteID(p.String())
+	n.refused[id] = true
 	time.AfterFunc(500*time.Millisecond, func() {
 		if !n.auth.admitted(id) {
-			n.host.DisconnectFor(p, "not admitted by the authority (subscription requests taken)", 5*time.Second)
+			n.host.DisconnectFor(p, reason, refuseFor)
 		}
 	})
 }
